@@ -1,0 +1,444 @@
+/*
+ * The io_uring backend. Multishot accept; multishot recv selecting buffers
+ * from one ring-mapped provided-buffer ring per loop (buffers go back to the
+ * ring as soon as the core has parsed them); at most one gathered send in
+ * flight per connection; every SQE of a loop turn reaches the kernel in one
+ * io_uring_submit_and_wait_timeout. A multishot that ends (CQE without
+ * IORING_CQE_F_MORE: ENOBUFS, overflow, cancel, error) is re-armed here when
+ * the core still wants it. A connection is released only after the last CQE
+ * of every operation it had in flight. See kernel-notes/ for each feature.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "assert.h"
+#include "backend.h"
+#include "rw_limits.h"
+#include "loop.h"
+#include "uring_compat.h"
+
+enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
+
+/* Per-connection bits in conn->be.flags. */
+enum {
+    UR_WANT_READ = 1u << 0,   /* the core wants data (not paused) */
+    UR_RECV_ARMED = 1u << 1,  /* a multishot recv is live */
+    UR_RECV_CANCEL = 1u << 2, /* a cancel of that recv is in flight */
+    UR_SEND = 1u << 3,        /* a send is in flight */
+    UR_EOF = 1u << 4,         /* recv returned 0: never re-arm */
+    UR_CLOSING = 1u << 5,     /* waiting for inflight to drain, then close(fd) */
+};
+
+#define BUF_GROUP 0
+
+struct ur_send {
+    struct ur_send *next_free;
+    struct msghdr msg;
+    struct iovec iov[RW_SEND_IOV_MAX];
+};
+
+struct ur_backend {
+    struct rw_loop *loop;
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    uint32_t buf_count;
+    uint32_t buf_size;
+    uint32_t bufs_to_advance; /* returned to the ring, not yet published */
+    bool accept_live;         /* the multishot accept SQE has not ended */
+    bool accept_want;
+    bool wake_live;
+    uint64_t wake_value;
+    /* Send contexts: touched only when used (bump index), recycled through a free list. */
+    struct ur_send *sends;
+    uint32_t sends_used;
+    struct ur_send *sends_free;
+};
+
+_Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
+
+static uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)c->generation << 24) | c->index;
+}
+
+static struct io_uring_sqe *ur_sqe(struct ur_backend *ur)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ur->ring);
+    if (sqe)
+        return sqe;
+    /* SQ full: hand what we have to the kernel now, then there is room. */
+    rw__stat_add(&ur->loop->stats, RW_STAT_SQ_FULL, 1);
+    rw__stat_add(&ur->loop->stats, RW_STAT_SUBMITS, 1);
+    (void)io_uring_submit(&ur->ring);
+    sqe = io_uring_get_sqe(&ur->ring);
+    RW_ASSERT(sqe != NULL);
+    return sqe;
+}
+
+static int ur_setup_ring(struct ur_backend *ur)
+{
+    /* Most capable first; older kernels reject unknown flags with EINVAL (kernel-notes/02). */
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
+        0,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
+        struct io_uring_params p;
+        memset(&p, 0, sizeof(p));
+        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
+        p.cq_entries = RW_URING_SQ_ENTRIES * 8;
+        rc = io_uring_queue_init_params(RW_URING_SQ_ENTRIES, &ur->ring, &p);
+        if (rc != -EINVAL)
+            return rc;
+    }
+    return rc;
+}
+
+static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
+{
+    io_uring_buf_ring_add(ur->br, ur->bufs + (size_t)bid * ur->buf_size, ur->buf_size,
+                          (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
+                          (int)ur->bufs_to_advance);
+    ur->bufs_to_advance++;
+}
+
+static void ur_buf_publish(struct ur_backend *ur)
+{
+    if (ur->bufs_to_advance) {
+        io_uring_buf_ring_advance(ur->br, (int)ur->bufs_to_advance);
+        ur->bufs_to_advance = 0;
+    }
+}
+
+static void ur_arm_wake(struct ur_backend *ur)
+{
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    io_uring_prep_read(sqe, ur->loop->wake_fd, &ur->wake_value, sizeof(ur->wake_value), 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)OP_WAKE << 56);
+    ur->wake_live = true;
+}
+
+static int ur_init(struct rw_loop *loop, void **out_be)
+{
+    const struct rw_config *cfg = loop->cfg;
+    struct ur_backend *ur = calloc(1, sizeof(*ur));
+    if (!ur)
+        return -ENOMEM;
+    int rc;
+    ur->loop = loop;
+    ur->buf_count = cfg->buf_count;
+    ur->buf_size = cfg->buf_size_bytes;
+    ur->sends = calloc(loop->conn_cap, sizeof(*ur->sends)); /* untouched pages cost nothing */
+    ur->bufs = malloc((size_t)ur->buf_count * ur->buf_size);
+    if (!ur->sends || !ur->bufs) {
+        rc = -ENOMEM;
+        goto err_free;
+    }
+    rc = ur_setup_ring(ur);
+    if (rc < 0)
+        goto err_free;
+    ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, &rc);
+    if (!ur->br)
+        goto err_ring;
+    for (uint32_t bid = 0; bid < ur->buf_count; bid++)
+        ur_buf_return(ur, bid);
+    ur_buf_publish(ur);
+    ur_arm_wake(ur);
+    *out_be = ur;
+    return 0;
+
+err_ring:
+    io_uring_queue_exit(&ur->ring);
+err_free:
+    free(ur->bufs);
+    free(ur->sends);
+    free(ur);
+    return rc;
+}
+
+static void ur_destroy(void *be)
+{
+    struct ur_backend *ur = be;
+    rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
+    io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
+    free(ur->bufs);
+    free(ur->sends);
+    free(ur);
+}
+
+static void ur_arm_accept(struct ur_backend *ur)
+{
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    /* Blocking sockets: io_uring waits by itself; CLOEXEC so children never inherit them. */
+    io_uring_prep_multishot_accept(sqe, ur->loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, (uint64_t)OP_ACCEPT << 56);
+    ur->accept_live = true;
+}
+
+static int ur_accept_start(void *be)
+{
+    struct ur_backend *ur = be;
+    ur->accept_want = true;
+    if (!ur->accept_live)
+        ur_arm_accept(ur); /* else: the ending one is re-armed when its last CQE comes */
+    return 0;
+}
+
+static void ur_accept_stop(void *be)
+{
+    struct ur_backend *ur = be;
+    if (!ur->accept_want)
+        return;
+    ur->accept_want = false;
+    if (!ur->accept_live)
+        return;
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    io_uring_prep_cancel64(sqe, (uint64_t)OP_ACCEPT << 56, 0);
+    io_uring_sqe_set_data64(sqe, (uint64_t)OP_ACCEPT_CANCEL << 56);
+}
+
+static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
+{
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = BUF_GROUP;
+    io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
+    c->be.flags |= UR_RECV_ARMED;
+    c->be.inflight++;
+}
+
+static int ur_conn_open(void *be, struct rw_conn *c)
+{
+    c->be.flags = UR_WANT_READ;
+    ur_arm_recv(be, c);
+    return 0;
+}
+
+static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target, unsigned flags)
+{
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    if (flags & IORING_ASYNC_CANCEL_FD)
+        io_uring_prep_cancel_fd(sqe, c->fd, flags);
+    else
+        io_uring_prep_cancel64(sqe, target, flags);
+    io_uring_sqe_set_data64(sqe, ud_conn(OP_CANCEL, c));
+    c->be.inflight++;
+}
+
+static void ur_read_pause(void *be, struct rw_conn *c)
+{
+    c->be.flags &= ~UR_WANT_READ;
+    if ((c->be.flags & UR_RECV_ARMED) && !(c->be.flags & UR_RECV_CANCEL)) {
+        /* Data CQEs already posted still reach the core; the bound is a few buffers. */
+        c->be.flags |= UR_RECV_CANCEL;
+        ur_cancel(be, c, ud_conn(OP_RECV, c), 0);
+    }
+}
+
+static void ur_read_resume(void *be, struct rw_conn *c)
+{
+    c->be.flags |= UR_WANT_READ;
+    if (!(c->be.flags & (UR_RECV_ARMED | UR_EOF)))
+        ur_arm_recv(be, c);
+}
+
+static int ur_flush(void *be, struct rw_conn *c)
+{
+    struct ur_backend *ur = be;
+    if (c->be.flags & UR_SEND)
+        return 0; /* one send in flight per connection keeps the order */
+    struct ur_send *s = ur->sends_free;
+    if (s)
+        ur->sends_free = s->next_free;
+    else
+        s = &ur->sends[ur->sends_used++];
+    RW_ASSERT(ur->sends_used <= ur->loop->conn_cap);
+    size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
+    RW_ASSERT(count > 0);
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    if (count == 1) {
+        io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = count;
+        io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+    }
+    io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
+    c->be.send_ctx = s;
+    c->be.flags |= UR_SEND;
+    c->be.inflight++;
+    rw__stat_add(&ur->loop->stats, RW_STAT_SEND_CALLS, 1);
+    return 0;
+}
+
+static bool ur_close(void *be, struct rw_conn *c)
+{
+    c->be.flags |= UR_CLOSING;
+    c->be.flags &= ~UR_WANT_READ;
+    if (c->be.inflight == 0) {
+        close(c->fd);
+        return true;
+    }
+    /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
+    ur_cancel(be, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    return false;
+}
+
+/* After an operation of c ended: close and release once nothing is in flight. */
+static void ur_op_done(struct rw_conn *c)
+{
+    RW_ASSERT(c->be.inflight > 0);
+    c->be.inflight--;
+    if ((c->be.flags & UR_CLOSING) && c->be.inflight == 0) {
+        close(c->fd);
+        rw__conn_on_released(c);
+    }
+}
+
+static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    int res = cqe->res;
+    if (!more)
+        c->be.flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        RW_ASSERT(bid < ur->buf_count);
+        if (res > 0 && c->state == RW_CONN_OPEN)
+            rw__conn_on_data(c, ur->bufs + (size_t)bid * ur->buf_size, (size_t)res);
+        ur_buf_return(ur, bid); /* parsed (or copied) already: back to the ring */
+    }
+    if (res == 0) {
+        c->be.flags |= UR_EOF;
+        if (c->state == RW_CONN_OPEN)
+            rw__conn_on_eof(c);
+    } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
+        c->be.flags |= UR_EOF; /* a failed socket: do not re-arm */
+        if (c->state == RW_CONN_OPEN)
+            rw__conn_on_error(c, res);
+    }
+    if (!more && c->state == RW_CONN_OPEN && (c->be.flags & UR_WANT_READ) &&
+        !(c->be.flags & (UR_EOF | UR_CLOSING))) {
+        rw__stat_add(&ur->loop->stats,
+                     res == -ENOBUFS ? RW_STAT_REARM_RECV_NOBUFS : RW_STAT_REARM_RECV_OTHER, 1);
+        ur_arm_recv(ur, c);
+    }
+    if (!more)
+        ur_op_done(c);
+}
+
+static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
+{
+    struct ur_send *s = c->be.send_ctx;
+    s->next_free = ur->sends_free;
+    ur->sends_free = s;
+    c->be.send_ctx = NULL;
+    c->be.flags &= ~UR_SEND;
+    if (c->state == RW_CONN_OPEN)
+        rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
+    ur_op_done(c);
+}
+
+static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
+{
+    bool more = cqe->flags & IORING_CQE_F_MORE;
+    if (!more)
+        ur->accept_live = false;
+    if (cqe->res >= 0) {
+        rw__loop_on_accept(ur->loop, cqe->res);
+    } else if (cqe->res != -ECANCELED && ur->accept_want && !more) {
+        ur->accept_want = false; /* the core backs off (EMFILE...) and asks again */
+        rw__loop_on_accept_error(ur->loop, cqe->res);
+        return;
+    }
+    if (!ur->accept_live && ur->accept_want) {
+        rw__stat_add(&ur->loop->stats, RW_STAT_REARM_ACCEPT, 1);
+        ur_arm_accept(ur);
+    }
+}
+
+static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
+{
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    enum ur_op op = (enum ur_op)(ud >> 56);
+    if (op == OP_ACCEPT) {
+        ur_on_accept(ur, cqe);
+        return;
+    }
+    if (op == OP_ACCEPT_CANCEL)
+        return;
+    if (op == OP_WAKE) {
+        ur->wake_live = false;
+        rw__loop_on_wake(ur->loop);
+        ur_arm_wake(ur);
+        return;
+    }
+    /* A slot is never reused while it has a CQE to come, so this is always the owner. */
+    struct rw_conn *c = &ur->loop->conns[ud & 0xffffffu];
+    RW_ASSERT(c->generation == (uint32_t)(ud >> 24));
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    switch (op) {
+    case OP_RECV:
+        ur_on_recv(ur, c, cqe);
+        break;
+    case OP_SEND:
+        ur_on_send(ur, c, cqe->res);
+        break;
+    case OP_CANCEL:
+        ur_op_done(c);
+        break;
+    default:
+        RW_ASSERT(!"unknown user_data op");
+    }
+}
+
+static int ur_wait(void *be, int timeout_ms)
+{
+    struct ur_backend *ur = be;
+    struct rw_stats *stats = &ur->loop->stats;
+    struct io_uring_cqe *cqe = NULL;
+    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+    ur_buf_publish(ur);
+    int rc = io_uring_submit_and_wait_timeout(&ur->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL,
+                                              NULL);
+    rw__stat_add(stats, RW_STAT_SUBMITS, 1);
+    rw__stat_add(stats, RW_STAT_WAIT_CALLS, 1);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)
+        return rc;
+    unsigned head;
+    unsigned seen = 0;
+    io_uring_for_each_cqe(&ur->ring, head, cqe)
+    {
+        ur_dispatch(ur, cqe);
+        if (++seen == RW_URING_CQE_BATCH)
+            break;
+    }
+    io_uring_cq_advance(&ur->ring, seen);
+    rw__stat_add(stats, RW_STAT_CQES, seen);
+    ur_buf_publish(ur);
+    return 0;
+}
+
+const struct rw_backend_ops rw__uring_ops = {
+    .name = "uring",
+    .init = ur_init,
+    .destroy = ur_destroy,
+    .accept_start = ur_accept_start,
+    .accept_stop = ur_accept_stop,
+    .conn_open = ur_conn_open,
+    .read_pause = ur_read_pause,
+    .read_resume = ur_read_resume,
+    .flush = ur_flush,
+    .close = ur_close,
+    .wait = ur_wait,
+};

@@ -1,0 +1,62 @@
+/*
+ * liburing compatibility: Debian 12 ships liburing 2.3, which lacks
+ * io_uring_setup_buf_ring (2.4). Project-prefixed wrappers (rwc_) pick the
+ * library's function when the build found it, else do what it does: mmap the
+ * ring and register it (IORING_REGISTER_PBUF_RING, kernel 5.19). Newer UAPI
+ * constants are defined here only under our own names. See kernel-notes/03.
+ */
+#ifndef RW_URING_COMPAT_H
+#define RW_URING_COMPAT_H
+
+#include <errno.h>
+#include <liburing.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "rw_build_config.h"
+
+/* Kernel 6.10: IORING_RECVSEND_BUNDLE; kernel 6.12: IOU_PBUF_RING_INC. Probed, not yet used. */
+#define RWC_RECVSEND_BUNDLE (1U << 4)
+#define RWC_FEAT_RECVSEND_BUNDLE (1U << 14)
+
+static inline struct io_uring_buf_ring *rwc_setup_buf_ring(struct io_uring *ring, unsigned entries,
+                                                           int bgid, int *err)
+{
+#if RW_HAVE_SETUP_BUF_RING
+    return io_uring_setup_buf_ring(ring, entries, bgid, 0, err);
+#else
+    size_t bytes = entries * sizeof(struct io_uring_buf);
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+    if (mem == MAP_FAILED) {
+        *err = -errno;
+        return NULL;
+    }
+    struct io_uring_buf_reg reg;
+    memset(&reg, 0, sizeof(reg));
+    reg.ring_addr = (unsigned long)mem;
+    reg.ring_entries = entries;
+    reg.bgid = (unsigned short)bgid;
+    int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    if (rc < 0) {
+        munmap(mem, bytes);
+        *err = rc;
+        return NULL;
+    }
+    io_uring_buf_ring_init((struct io_uring_buf_ring *)mem);
+    *err = 0;
+    return (struct io_uring_buf_ring *)mem;
+#endif
+}
+
+static inline void rwc_free_buf_ring(struct io_uring *ring, struct io_uring_buf_ring *br,
+                                     unsigned entries, int bgid)
+{
+#if RW_HAVE_SETUP_BUF_RING
+    io_uring_free_buf_ring(ring, br, entries, bgid);
+#else
+    io_uring_unregister_buf_ring(ring, bgid);
+    munmap(br, entries * sizeof(struct io_uring_buf));
+#endif
+}
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * Command-line configuration: every option of SPEC.md parsed into one struct.
+ * Parsing never prints and never exits: errors come back as -EINVAL with a
+ * message naming the option and why; main prints it and exits 2.
+ */
+#ifndef RW_CONFIG_H
+#define RW_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/socket.h>
+
+#include "log.h"
+
+enum rw_backend_kind { RW_BACKEND_AUTO = 0, RW_BACKEND_URING, RW_BACKEND_EPOLL };
+enum rw_config_action { RW_ACTION_RUN = 0, RW_ACTION_HELP, RW_ACTION_VERSION, RW_ACTION_PROBE };
+
+struct rw_config {
+    enum rw_config_action action;
+    enum rw_backend_kind backend;
+    char listen_text[256];             /* as given, e.g. "[::1]:7000" */
+    struct sockaddr_storage listen_addr; /* resolved numeric address */
+    socklen_t listen_addr_len;
+    uint32_t threads;                  /* >= 1; default: online CPUs */
+    bool cpu_affinity;                 /* --cpu-affinity: pin worker i to CPU i */
+    uint64_t idle_timeout_ms;          /* 0 disables */
+    uint64_t frame_timeout_ms;         /* --frame-timeout: a started frame must complete; 0 disables */
+    uint32_t max_frame_bytes;          /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
+    uint32_t max_conns;                /* 1 .. RW_CONNS_MAX */
+    uint32_t backlog;                  /* 1 .. INT_MAX; clamped by somaxconn at listen time */
+    uint64_t write_buffer_bytes;       /* >= 1 */
+    uint64_t drain_timeout_ms;
+    uint64_t stats_interval_ms;        /* 0 disables */
+    const char *stats_json_path;       /* --stats-json FILE, NULL if unset (points into argv) */
+    enum rw_log_level log_level;
+    uint32_t buf_count;                /* --buf-count: uring provided buffers (power of two) */
+    uint32_t buf_size_bytes;           /* --buf-size: bytes per provided buffer */
+};
+
+/* Fill every field with the documented default. */
+void rw__config_defaults(struct rw_config *cfg);
+
+/*
+ * Parse argv (argv[0] is the program). Accepts "--opt value" and "--opt=value".
+ * Returns 0, or -EINVAL with err holding e.g. "--max-frame: invalid size 'abc'"
+ * (the option named first). -h/--help and -V/--version set cfg->action.
+ */
+int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *err,
+                     size_t err_bytes);
+
+/* "123", "4K", "1M", "2G" (powers of 1024). 0 or -EINVAL / -ERANGE. */
+int rw__parse_size(const char *text, uint64_t *out_bytes);
+/* "250ms", "10s", "2m", bare number = seconds. 0 or -EINVAL / -ERANGE. */
+int rw__parse_duration_ms(const char *text, uint64_t *out_ms);
+/* "127.0.0.1:7000", "[::1]:7000", "0.0.0.0:80", "[::]:0". 0 or -EINVAL. */
+int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len);
+
+/* The --help text. */
+void rw__config_usage(FILE *out);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * One connection: a slot in its loop's fixed connection table. The core owns
+ * every field except `be`, which belongs to the backend's mechanics. A slot is
+ * reused only after the backend reported it released (no operation in flight).
+ * An idle connection costs this struct and nothing else (no read buffer).
+ */
+#ifndef RW_CONN_H
+#define RW_CONN_H
+
+#include <stdint.h>
+
+#include "outq.h"
+#include "reasm.h"
+#include "wheel.h"
+
+struct rw_loop;
+
+enum rw_conn_state {
+    RW_CONN_FREE = 0, /* slot on the free list */
+    RW_CONN_OPEN,     /* reading and/or writing */
+    RW_CONN_CLOSING,  /* backend is tearing it down; waiting for release */
+};
+
+enum rw_conn_flag {
+    RW_CONN_READ_PAUSED = 1u << 0, /* output above --write-buffer: not reading */
+    RW_CONN_READ_EOF = 1u << 1,    /* peer half-closed (or drain): close once output drains */
+    RW_CONN_PROTO_ERROR = 1u << 2, /* bad frame: answer earlier frames, FIN, linger, close */
+    RW_CONN_WR_SHUT = 1u << 3,     /* shutdown(SHUT_WR) done */
+    RW_CONN_DIRTY = 1u << 4,       /* on the loop's dirty list: flush at the end of the turn */
+};
+
+/* Backend-private per-connection mechanics (fields used as each backend needs). */
+struct rw_be_conn {
+    uint32_t inflight; /* uring: operations whose last CQE is not yet reaped */
+    uint32_t flags;    /* backend's own bits */
+    void *send_ctx;    /* uring: iovecs of the send in flight */
+};
+
+struct rw_conn {
+    struct rw_loop *loop;
+    int fd;
+    uint32_t index;      /* slot in loop->conns */
+    uint32_t generation; /* bumped on every reuse; stale events carry the old one */
+    uint16_t state;      /* enum rw_conn_state */
+    uint16_t flags;      /* enum rw_conn_flag */
+    uint64_t last_active_ms;   /* last byte received or sent: idle reaping, lazily */
+    uint64_t frame_started_ms; /* when the pending partial frame began */
+    uint64_t linger_until_ms;  /* PROTO_ERROR: give up waiting for the peer's FIN */
+    struct rw_timer timer;
+    struct rw_reasm reasm;
+    struct rw_outq outq;
+    struct rw_conn *dirty_next;
+    struct rw_be_conn be;
+};
+
+#endif

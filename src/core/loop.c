@@ -1,0 +1,530 @@
+/*
+ * The loop driver and connection policy: accept and the --max-conns limit,
+ * frames from the reassembler into the handler, replies into the output
+ * queue and one flush per connection per loop turn, backpressure by
+ * watermarks, idle / frame-deadline / linger timers on the wheel (lazy
+ * re-arm), protocol errors, half-close and the SIGTERM drain. Backends do the
+ * I/O and report back through the rw__*_on_* callbacks below.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ringwire/handler.h>
+
+#include "assert.h"
+#include "backend/backend.h"
+#include "rw_limits.h"
+#include "log.h"
+
+#define NO_REASON RW_STAT_COUNT
+
+uint64_t rw__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t loop_now(struct rw_loop *loop)
+{
+    loop->now_ms = rw__now_ms();
+    return loop->now_ms;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void mark_dirty(struct rw_conn *c)
+{
+    if (c->flags & RW_CONN_DIRTY)
+        return;
+    c->flags |= RW_CONN_DIRTY;
+    c->dirty_next = c->loop->dirty_head;
+    c->loop->dirty_head = c;
+}
+
+static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *c)
+{
+    const struct rw_config *cfg = loop->cfg;
+    uint64_t deadline = UINT64_MAX;
+    if (cfg->idle_timeout_ms)
+        deadline = c->last_active_ms + cfg->idle_timeout_ms;
+    if (cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
+        !(c->flags & RW_CONN_READ_PAUSED)) {
+        uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
+        deadline = frame_deadline < deadline ? frame_deadline : deadline;
+    }
+    if ((c->flags & RW_CONN_PROTO_ERROR) && c->linger_until_ms < deadline)
+        deadline = c->linger_until_ms;
+    return deadline;
+}
+
+/* Arm the timer if the deadline moved earlier; later deadlines are found lazily on expiry. */
+static void conn_timer_update(struct rw_conn *c)
+{
+    uint64_t deadline = conn_deadline(c->loop, c);
+    if (deadline == UINT64_MAX)
+        return;
+    if (!rw__timer_armed(&c->timer) || deadline < c->timer.deadline_ms)
+        rw__wheel_arm(&c->loop->wheel, &c->timer, deadline);
+}
+
+static void conn_release(struct rw_conn *c)
+{
+    struct rw_loop *loop = c->loop;
+    RW_ASSERT(c->state == RW_CONN_CLOSING);
+    RW_ASSERT(c->be.inflight == 0);
+    rw__outq_clear(&c->outq, &loop->pool);
+    rw__reasm_reset(&c->reasm);
+    c->fd = -1;
+    c->state = RW_CONN_FREE;
+    /* A slot still on the dirty list keeps its DIRTY bit so it is never linked twice. */
+    c->flags &= RW_CONN_DIRTY;
+    RW_ASSERT(loop->free_count < loop->conn_cap);
+    loop->free_slots[loop->free_count++] = c->index;
+    RW_ASSERT(loop->open_count > 0);
+    loop->open_count--;
+    atomic_fetch_sub_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
+    rw__stat_add(&loop->stats, RW_STAT_CLOSED, 1);
+}
+
+/* Start closing; the slot is freed when the backend releases it. Do not touch c after. */
+static void conn_close(struct rw_conn *c, enum rw_stat reason)
+{
+    struct rw_loop *loop = c->loop;
+    RW_ASSERT(c->state == RW_CONN_OPEN);
+    c->state = RW_CONN_CLOSING;
+    rw__wheel_cancel(&loop->wheel, &c->timer);
+    if (reason != NO_REASON)
+        rw__stat_add(&loop->stats, reason, 1);
+    if (loop->ops->close(loop->be, c))
+        conn_release(c);
+}
+
+void rw__conn_on_released(struct rw_conn *c) { conn_release(c); }
+
+static void conn_shut_wr(struct rw_conn *c)
+{
+    c->flags |= RW_CONN_WR_SHUT;
+    if (shutdown(c->fd, SHUT_WR) < 0 || (c->flags & RW_CONN_READ_EOF))
+        conn_close(c, NO_REASON);
+}
+
+/* A bad frame: stop parsing, answer what came before, then FIN and wait briefly for the peer's. */
+static void conn_protocol_error(struct rw_conn *c, int err)
+{
+    struct rw_loop *loop = c->loop;
+    RW_DEBUG("conn %u: protocol error: %s; closing after %llu queued bytes", c->index,
+             strerror(-err), (unsigned long long)rw__outq_bytes(&c->outq));
+    c->flags |= RW_CONN_PROTO_ERROR;
+    rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
+    rw__reasm_reset(&c->reasm);
+    c->linger_until_ms = loop->now_ms + RW_LINGER_MS;
+    conn_timer_update(c);
+    if (c->flags & RW_CONN_READ_PAUSED) {
+        c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
+        loop->ops->read_resume(loop->be, c);
+    }
+    if (rw__outq_empty(&c->outq))
+        conn_shut_wr(c);
+}
+
+/* n bytes of the output queue reached the kernel. */
+static void conn_sent(struct rw_conn *c, size_t n)
+{
+    struct rw_loop *loop = c->loop;
+    rw__outq_consume(&c->outq, &loop->pool, n);
+    rw__stat_add(&loop->stats, RW_STAT_BYTES_OUT, n);
+    c->last_active_ms = loop->now_ms;
+    if (rw__outq_empty(&c->outq)) {
+        if (c->flags & RW_CONN_READ_EOF) {
+            conn_close(c, NO_REASON);
+            return;
+        }
+        if ((c->flags & RW_CONN_PROTO_ERROR) && !(c->flags & RW_CONN_WR_SHUT)) {
+            conn_shut_wr(c);
+            return;
+        }
+    }
+    if ((c->flags & RW_CONN_READ_PAUSED) && rw__outq_below_low(&c->outq, loop->cfg->write_buffer_bytes)) {
+        c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
+        c->frame_started_ms = loop->now_ms; /* the peer was not the one holding the frame up */
+        loop->ops->read_resume(loop->be, c);
+    }
+}
+
+static void conn_flush(struct rw_conn *c)
+{
+    struct rw_loop *loop = c->loop;
+    while (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq)) {
+        int rc = loop->ops->flush(loop->be, c);
+        if (rc < 0) {
+            RW_DEBUG("conn %u: send: %s", c->index, strerror(-rc));
+            conn_close(c, RW_STAT_CLOSED_ERROR);
+            return;
+        }
+        if (rc == 0)
+            return;
+        conn_sent(c, (size_t)rc);
+    }
+}
+
+static void flush_dirty(struct rw_loop *loop)
+{
+    struct rw_conn *list = loop->dirty_head;
+    loop->dirty_head = NULL;
+    while (list) {
+        struct rw_conn *c = list;
+        list = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= (uint16_t)~RW_CONN_DIRTY;
+        if (c->state == RW_CONN_OPEN)
+            conn_flush(c);
+    }
+}
+
+/* ---- callbacks from backends ---- */
+
+void rw__loop_on_accept(struct rw_loop *loop, int fd)
+{
+    RW_ASSERT(fd >= 0);
+    uint32_t open_before =
+        atomic_fetch_add_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
+    if (loop->draining || open_before >= loop->cfg->max_conns || loop->free_count == 0) {
+        atomic_fetch_sub_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
+        close(fd);
+        if (!loop->draining)
+            rw__stat_add(&loop->stats, RW_STAT_REJECTED_LIMIT, 1);
+        return;
+    }
+    struct rw_conn *c = &loop->conns[loop->free_slots[--loop->free_count]];
+    RW_ASSERT(c->state == RW_CONN_FREE);
+    c->generation++;
+    c->state = RW_CONN_OPEN;
+    c->flags &= RW_CONN_DIRTY;
+    c->fd = fd;
+    c->last_active_ms = loop_now(loop);
+    c->frame_started_ms = 0;
+    c->linger_until_ms = 0;
+    rw__timer_init(&c->timer);
+    memset(&c->reasm, 0, sizeof(c->reasm));
+    rw__outq_init(&c->outq);
+    memset(&c->be, 0, sizeof(c->be));
+    loop->open_count++;
+    rw__stat_add(&loop->stats, RW_STAT_ACCEPTED, 1);
+
+    /* Replies are batched per loop turn by us; Nagle would only add delay. */
+    int one = 1;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn_timer_update(c);
+    int rc = loop->ops->conn_open(loop->be, c);
+    if (rc < 0) {
+        RW_DEBUG("conn %u: start reading: %s", c->index, strerror(-rc));
+        conn_close(c, RW_STAT_CLOSED_ERROR);
+    }
+}
+
+void rw__loop_on_accept_error(struct rw_loop *loop, int err)
+{
+    RW_ASSERT(err < 0);
+    if (loop->accepting) {
+        loop->ops->accept_stop(loop->be);
+        loop->accepting = false;
+    }
+    if (loop->draining)
+        return;
+    loop->accept_resume_ms = loop_now(loop) + RW_ACCEPT_BACKOFF_MS;
+    rw__stat_add(&loop->stats, RW_STAT_ACCEPT_BACKOFFS, 1);
+    /* Warn on the first backoff of a burst, not on every retry. */
+    if (rw__stat_get(&loop->stats, RW_STAT_ACCEPT_BACKOFFS) == 1 || err != -EMFILE)
+        RW_WARN("accept: %s; pausing accepts for %u ms (raise RLIMIT_NOFILE / --max-conns)",
+                strerror(-err), RW_ACCEPT_BACKOFF_MS);
+}
+
+void rw__loop_on_wake(struct rw_loop *loop) { (void)loop; /* the run loop reads shared->stop */ }
+
+static int deliver_frame(void *ctx, const uint8_t *payload, uint32_t len)
+{
+    struct rw_conn *c = ctx;
+    rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_IN, 1);
+    return c->loop->shared->handler->on_frame(c, payload, len);
+}
+
+void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
+{
+    struct rw_loop *loop = c->loop;
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    RW_ASSERT(len > 0);
+    if (c->state != RW_CONN_OPEN)
+        return;
+    rw__stat_add(&loop->stats, RW_STAT_BYTES_IN, len);
+    c->last_active_ms = loop_now(loop);
+    if (c->flags & RW_CONN_PROTO_ERROR)
+        return; /* lingering for the peer's FIN: discard */
+
+    uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
+    uint32_t pending_before = rw__reasm_pending(&c->reasm);
+    int rc = rw__reasm_feed(&c->reasm, data, len, loop->cfg->max_frame_bytes, deliver_frame, c);
+    if (rc == -ENOMEM) {
+        RW_WARN("conn %u: out of memory reassembling a frame; closing", c->index);
+        conn_close(c, RW_STAT_CLOSED_ERROR);
+        return;
+    }
+    if (rc < 0) {
+        conn_protocol_error(c, rc);
+    } else if (rw__reasm_pending(&c->reasm) &&
+               (pending_before == 0 ||
+                rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN) != frames_before)) {
+        c->frame_started_ms = loop->now_ms; /* a new partial frame began in this chunk */
+        conn_timer_update(c);
+    }
+    if (c->state != RW_CONN_OPEN)
+        return;
+    if (!rw__outq_empty(&c->outq))
+        mark_dirty(c);
+    if (!(c->flags & (RW_CONN_READ_PAUSED | RW_CONN_PROTO_ERROR)) &&
+        rw__outq_above_high(&c->outq, loop->cfg->write_buffer_bytes)) {
+        c->flags |= RW_CONN_READ_PAUSED;
+        rw__stat_add(&loop->stats, RW_STAT_BACKPRESSURE_PAUSES, 1);
+        loop->ops->read_pause(loop->be, c);
+    }
+}
+
+void rw__conn_on_eof(struct rw_conn *c)
+{
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    if (c->state != RW_CONN_OPEN)
+        return;
+    c->flags |= RW_CONN_READ_EOF;
+    rw__reasm_reset(&c->reasm); /* a truncated last frame is dropped */
+    if (rw__outq_empty(&c->outq))
+        conn_close(c, NO_REASON);
+    else
+        mark_dirty(c);
+}
+
+void rw__conn_on_sent(struct rw_conn *c, int res)
+{
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    if (c->state != RW_CONN_OPEN)
+        return;
+    loop_now(c->loop);
+    if (res < 0) {
+        RW_DEBUG("conn %u: send: %s", c->index, strerror(-res));
+        conn_close(c, RW_STAT_CLOSED_ERROR);
+        return;
+    }
+    conn_sent(c, (size_t)res);
+    if (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq))
+        mark_dirty(c);
+}
+
+void rw__conn_on_error(struct rw_conn *c, int err)
+{
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    RW_ASSERT(err < 0);
+    if (c->state != RW_CONN_OPEN)
+        return;
+    RW_DEBUG("conn %u: recv: %s", c->index, strerror(-err));
+    conn_close(c, RW_STAT_CLOSED_ERROR);
+}
+
+void rw__conn_on_writable(struct rw_conn *c)
+{
+    if (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq))
+        mark_dirty(c);
+}
+
+int rw_conn_send_frame(struct rw_conn *c, const void *payload, uint32_t len)
+{
+    RW_ASSERT(c->state == RW_CONN_OPEN);
+    int rc = rw__outq_append_frame(&c->outq, &c->loop->pool, payload, len);
+    if (rc == 0)
+        rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_OUT, 1);
+    return rc;
+}
+
+/* ---- timers ---- */
+
+static void on_conn_timer(void *ctx, struct rw_timer *t)
+{
+    struct rw_loop *loop = ctx;
+    struct rw_conn *c = RW_CONTAINER_OF(t, struct rw_conn, timer);
+    if (c->state != RW_CONN_OPEN)
+        return;
+    uint64_t deadline = conn_deadline(loop, c);
+    if (deadline == UINT64_MAX)
+        return;
+    if (deadline > loop->now_ms) {
+        rw__wheel_arm(&loop->wheel, t, deadline); /* lazy re-arm: activity moved it */
+        return;
+    }
+    enum rw_stat reason = RW_STAT_REAPED_IDLE;
+    if (c->flags & RW_CONN_PROTO_ERROR)
+        reason = NO_REASON; /* already counted as a protocol error */
+    else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
+             c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
+        reason = RW_STAT_REAPED_FRAME_TIMEOUT;
+    RW_DEBUG("conn %u: %s", c->index,
+             reason == RW_STAT_REAPED_IDLE ? "idle timeout" : "deadline passed");
+    conn_close(c, reason);
+}
+
+/* ---- drain ---- */
+
+static void begin_drain(struct rw_loop *loop)
+{
+    loop->draining = true;
+    loop->drain_deadline_ms = loop->now_ms + loop->cfg->drain_timeout_ms;
+    if (loop->accepting) {
+        loop->ops->accept_stop(loop->be);
+        loop->accepting = false;
+    }
+    /* SHUT_RD: reads return what is already buffered, then EOF, so every frame
+     * received gets its reply and each connection closes through the half-close path. */
+    for (uint32_t i = 0; i < loop->conn_cap; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state == RW_CONN_OPEN)
+            (void)shutdown(c->fd, SHUT_RD);
+    }
+    RW_DEBUG("draining %u connections", loop->open_count);
+}
+
+static void force_close_all(struct rw_loop *loop)
+{
+    loop->force_closed = true;
+    uint32_t forced = 0;
+    for (uint32_t i = 0; i < loop->conn_cap; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state == RW_CONN_OPEN) {
+            conn_close(c, NO_REASON);
+            forced++;
+        }
+    }
+    if (forced)
+        RW_WARN("drain timeout: closed %u connections with replies pending", forced);
+}
+
+static int loop_timeout_ms(struct rw_loop *loop)
+{
+    int64_t timeout = rw__wheel_timeout_ms(&loop->wheel, loop->now_ms);
+    uint64_t until = UINT64_MAX;
+    if (loop->accept_resume_ms)
+        until = loop->accept_resume_ms;
+    if (loop->draining && !loop->force_closed && loop->drain_deadline_ms < until)
+        until = loop->drain_deadline_ms;
+    if (until != UINT64_MAX) {
+        int64_t wait = until > loop->now_ms ? (int64_t)(until - loop->now_ms) : 0;
+        if (timeout < 0 || wait < timeout)
+            timeout = wait;
+    }
+    if (loop->force_closed)
+        timeout = timeout < 0 || timeout > 10 ? 10 : timeout; /* waiting for releases */
+    return timeout > INT32_MAX ? INT32_MAX : (int)timeout;
+}
+
+int rw__loop_run(struct rw_loop *loop)
+{
+    for (;;) {
+        uint64_t now = loop_now(loop);
+        if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
+            begin_drain(loop);
+        if (loop->draining) {
+            if (loop->open_count == 0)
+                return 0;
+            if (!loop->force_closed && now >= loop->drain_deadline_ms)
+                force_close_all(loop);
+        }
+        if (!loop->accepting && !loop->draining && loop->accept_resume_ms &&
+            now >= loop->accept_resume_ms) {
+            loop->accept_resume_ms = 0;
+            int rc = loop->ops->accept_start(loop->be);
+            if (rc < 0)
+                rw__loop_on_accept_error(loop, rc);
+            else
+                loop->accepting = true;
+        }
+        rw__wheel_advance(&loop->wheel, now, on_conn_timer, loop);
+        flush_dirty(loop);
+        int rc = loop->ops->wait(loop->be, loop_timeout_ms(loop));
+        if (rc < 0)
+            return rc;
+        rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
+    }
+}
+
+/* ---- setup ---- */
+
+int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id, int listen_fd)
+{
+    memset(loop, 0, sizeof(*loop));
+    loop->shared = shared;
+    loop->cfg = shared->cfg;
+    loop->ops = shared->ops;
+    loop->worker_id = worker_id;
+    loop->listen_fd = listen_fd;
+    loop->wake_fd = -1;
+    loop->conn_cap = shared->cfg->max_conns;
+    RW_ASSERT(loop->conn_cap > 0 && loop->conn_cap <= RW_CONNS_MAX);
+
+    int rc = -ENOMEM;
+    loop->conns = calloc(loop->conn_cap, sizeof(*loop->conns));
+    loop->free_slots = calloc(loop->conn_cap, sizeof(*loop->free_slots));
+    if (!loop->conns || !loop->free_slots)
+        goto err_free_table;
+    for (uint32_t i = 0; i < loop->conn_cap; i++) {
+        loop->conns[i].loop = loop;
+        loop->conns[i].index = i;
+        loop->conns[i].fd = -1;
+        loop->free_slots[i] = loop->conn_cap - 1 - i; /* slot 0 is handed out first */
+    }
+    loop->free_count = loop->conn_cap;
+    rc = rw__wheel_init(&loop->wheel, RW_WHEEL_SLOTS, RW_WHEEL_TICK_MS, loop_now(loop));
+    if (rc < 0)
+        goto err_free_table;
+    rw__block_pool_init(&loop->pool, RW_BLOCK_POOL_CACHE_MAX);
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake_fd < 0) {
+        rc = -errno;
+        goto err_wheel;
+    }
+    rc = loop->ops->init(loop, &loop->be);
+    if (rc < 0)
+        goto err_wake;
+    rc = loop->ops->accept_start(loop->be);
+    if (rc < 0)
+        goto err_backend;
+    loop->accepting = true;
+    return 0;
+
+err_backend:
+    loop->ops->destroy(loop->be);
+err_wake:
+    close(loop->wake_fd);
+err_wheel:
+    rw__block_pool_destroy(&loop->pool);
+    rw__wheel_destroy(&loop->wheel);
+err_free_table:
+    free(loop->conns);
+    free(loop->free_slots);
+    return rc;
+}
+
+void rw__loop_destroy(struct rw_loop *loop)
+{
+    RW_ASSERT(loop->open_count == 0);
+    loop->ops->destroy(loop->be);
+    close(loop->wake_fd);
+    rw__block_pool_destroy(&loop->pool);
+    rw__wheel_destroy(&loop->wheel);
+    free(loop->conns);
+    free(loop->free_slots);
+}

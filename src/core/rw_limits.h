@@ -1,0 +1,55 @@
+/*
+ * Every bound of ringwire in one place, with the relations between them checked
+ * at compile time. Runtime-configurable limits have their hard ceilings here.
+ */
+#ifndef RW_LIMITS_H
+#define RW_LIMITS_H
+
+#include <limits.h>
+#include <ringwire/frame.h>
+
+/* --max-frame: at most 1 GiB so header + payload always fits an int/ssize_t. */
+#define RW_FRAME_MAX_BYTES_CEILING (1u << 30)
+/* Reassembly buffers up to this capacity are kept after a frame completes; larger are freed. */
+#define RW_REASM_KEEP_BYTES 1024u
+/* Output queue block: replies are copied into these; gathered into iovecs. */
+#define RW_OUTQ_BLOCK_BYTES (16u * 1024u)
+/* Free output blocks a loop keeps cached (16 MiB at 16 KiB each). */
+#define RW_BLOCK_POOL_CACHE_MAX 1024u
+/* iovecs per gathered send: epoll uses a stack array of this many. */
+#define RW_SEND_IOV_MAX 64u
+/* --max-conns ceiling. */
+#define RW_CONNS_MAX (1u << 20)
+/* Timer wheel geometry. */
+#define RW_WHEEL_SLOTS 512u
+#define RW_WHEEL_TICK_MS 20u
+/* Back off this long before accepting again after EMFILE/ENFILE/ENOMEM. */
+#define RW_ACCEPT_BACKOFF_MS 100u
+/* epoll backend: one scratch buffer per loop, events per epoll_wait, accepts per readiness. */
+#define RW_EPOLL_SCRATCH_BYTES (64u * 1024u)
+#define RW_EPOLL_EVENTS_MAX 512u
+#define RW_ACCEPT_BATCH_MAX 64u
+/* uring backend: provided buffer ring defaults and bounds, CQEs reaped per turn. */
+#define RW_URING_BUF_COUNT_DEFAULT 1024u
+#define RW_URING_BUF_SIZE_DEFAULT (16u * 1024u)
+#define RW_URING_BUF_COUNT_MAX 32768u
+#define RW_URING_BUF_SIZE_MAX (1u << 20)
+#define RW_URING_SQ_ENTRIES 1024u
+#define RW_URING_CQE_BATCH 512u
+/* How long a connection closed for a protocol error lingers for the peer's FIN. */
+#define RW_LINGER_MS 2000u
+/* --threads ceiling. */
+#define RW_THREADS_MAX 256u
+
+_Static_assert(RW_SEND_IOV_MAX <= IOV_MAX, "a gathered send must fit IOV_MAX");
+_Static_assert(RW_OUTQ_BLOCK_BYTES > RW_FRAME_HEADER_BYTES, "a header fits one block");
+_Static_assert((RW_WHEEL_SLOTS & (RW_WHEEL_SLOTS - 1)) == 0, "wheel slots: power of two");
+_Static_assert((RW_URING_BUF_COUNT_MAX & (RW_URING_BUF_COUNT_MAX - 1)) == 0,
+               "buffer ring entries: power of two");
+_Static_assert(RW_URING_BUF_COUNT_MAX <= 32768u, "kernel limit on buffer ring entries");
+_Static_assert(RW_URING_BUF_COUNT_DEFAULT <= RW_URING_BUF_COUNT_MAX, "default within bound");
+_Static_assert(RW_FRAME_MAX_BYTES_CEILING + RW_FRAME_HEADER_BYTES <= INT_MAX,
+               "frame sizes fit an int");
+_Static_assert(RW_REASM_KEEP_BYTES >= RW_FRAME_HEADER_BYTES, "a header fits a kept buffer");
+
+#endif

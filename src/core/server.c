@@ -1,0 +1,292 @@
+/*
+ * Process-level orchestration (see server.h). Signals are blocked in every
+ * thread and taken synchronously by the main thread with sigtimedwait, so the
+ * workers never run signal handlers; the main thread wakes them through each
+ * loop's eventfd. Counters are read here with relaxed loads, never locked.
+ */
+#include "server.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "assert.h"
+#include "backend/backend.h"
+#include "rw_limits.h"
+#include "listener.h"
+#include "log.h"
+#include "loop.h"
+#include "stats.h"
+
+struct worker {
+    pthread_t thread;
+    struct server *server;
+    struct rw_loop loop;
+    int id;
+    int listen_fd;
+    int init_rc;
+    int run_rc;
+    bool reported;
+};
+
+struct server {
+    struct rw_shared shared;
+    struct worker *workers;
+    unsigned count;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+};
+
+static void pin_to_cpu(int worker_id)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)(worker_id % (cpus > 0 ? cpus : 1)), &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (rc != 0)
+        RW_WARN("--cpu-affinity: %s", strerror(rc));
+}
+
+static void report_init(struct worker *w, int rc)
+{
+    pthread_mutex_lock(&w->server->mu);
+    w->init_rc = rc;
+    w->reported = true;
+    pthread_cond_broadcast(&w->server->cv);
+    pthread_mutex_unlock(&w->server->mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    struct rw_shared *shared = &w->server->shared;
+    rw__log_set_worker(w->id);
+    if (shared->cfg->cpu_affinity)
+        pin_to_cpu(w->id);
+    /* Rings are created here: SINGLE_ISSUER ties a ring to the thread that made it. */
+    int rc = rw__loop_init(&w->loop, shared, w->id, w->listen_fd);
+    report_init(w, rc);
+    if (rc < 0)
+        return NULL;
+    rc = rw__loop_run(&w->loop);
+    if (rc < 0) {
+        RW_ERROR("%s event loop: %s", shared->ops->name, strerror(-rc));
+        w->run_rc = rc;
+        kill(getpid(), SIGTERM); /* the main thread drains the other workers */
+    }
+    rw__loop_destroy(&w->loop);
+    return NULL;
+}
+
+static int open_listeners(struct server *srv)
+{
+    const struct rw_config *cfg = srv->shared.cfg;
+    const struct sockaddr *addr = (const struct sockaddr *)&cfg->listen_addr;
+    char what[128];
+    int somaxconn = rw__somaxconn();
+    if (somaxconn > 0 && cfg->backlog > (uint32_t)somaxconn)
+        RW_WARN("--backlog %u exceeds net.core.somaxconn (%d): the kernel clamps it; raise it with "
+                "sysctl -w net.core.somaxconn=%u",
+                cfg->backlog, somaxconn, cfg->backlog);
+    bool group = srv->count > 1;
+    const void *sa = &cfg->listen_addr;
+    in_port_t port = cfg->listen_addr.ss_family == AF_INET6
+                         ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                         : ((const struct sockaddr_in *)sa)->sin_port;
+    bool ephemeral = port == 0;
+    if (group && !ephemeral) {
+        /* SO_REUSEPORT would let us join another process's group: bind alone first. */
+        int fd = rw__listener_open(addr, cfg->listen_addr_len, 1, false, what, sizeof(what));
+        if (fd < 0) {
+            RW_ERROR("%s: %s", what, strerror(-fd));
+            return -1;
+        }
+        close(fd);
+    }
+    struct sockaddr_storage bound = cfg->listen_addr;
+    socklen_t bound_len = cfg->listen_addr_len;
+    for (unsigned i = 0; i < srv->count; i++) {
+        int fd = rw__listener_open((const struct sockaddr *)&bound, bound_len, cfg->backlog, group,
+                                   what, sizeof(what));
+        if (fd < 0) {
+            RW_ERROR("%s: %s", what, strerror(-fd));
+            return -1;
+        }
+        srv->workers[i].listen_fd = fd;
+        if (i == 0 && rw__listener_bound(fd, &bound, &bound_len) < 0) {
+            RW_ERROR("getsockname: %s", strerror(errno));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void close_listeners(struct server *srv)
+{
+    for (unsigned i = 0; i < srv->count; i++)
+        if (srv->workers[i].listen_fd >= 0)
+            close(srv->workers[i].listen_fd);
+}
+
+static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_stats **per)
+{
+    for (unsigned i = 0; i < srv->count; i++)
+        per[i] = &srv->workers[i].loop.stats;
+    rw__stats_sum(total, per, srv->count);
+}
+
+static void stats_report(struct server *srv, bool to_log)
+{
+    struct rw_stats total;
+    struct rw_stats *per[RW_THREADS_MAX];
+    stats_collect(srv, &total, per);
+    if (to_log) {
+        char line[2048];
+        rw__stats_format_line(&total, line, sizeof(line));
+        rw__log(RW_LOG_INFO, "%s", line);
+    }
+    const char *path = srv->shared.cfg->stats_json_path;
+    if (!path)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f || rw__stats_write_json(&total, srv->count, per, f) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) < 0)
+        RW_WARN("--stats-json %s: %s", path, strerror(errno));
+}
+
+/* Start every worker and wait until each has set up its loop. */
+static int start_workers(struct server *srv)
+{
+    unsigned started = 0;
+    int failed = 0;
+    for (; started < srv->count; started++) {
+        int rc = pthread_create(&srv->workers[started].thread, NULL, worker_main,
+                                &srv->workers[started]);
+        if (rc != 0) {
+            RW_ERROR("pthread_create: %s", strerror(rc));
+            failed = -rc;
+            break;
+        }
+    }
+    pthread_mutex_lock(&srv->mu);
+    for (unsigned i = 0; i < started; i++) {
+        while (!srv->workers[i].reported)
+            pthread_cond_wait(&srv->cv, &srv->mu);
+        if (srv->workers[i].init_rc < 0 && !failed) {
+            failed = srv->workers[i].init_rc;
+            RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, strerror(-failed));
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    srv->count = started; /* only these are joined */
+    return failed;
+}
+
+static void stop_workers(struct server *srv)
+{
+    atomic_store_explicit(&srv->shared.stop, true, memory_order_release);
+    for (unsigned i = 0; i < srv->count; i++) {
+        struct worker *w = &srv->workers[i];
+        uint64_t one = 1;
+        if (w->init_rc == 0)
+            (void)!write(w->loop.wake_fd, &one, sizeof(one));
+    }
+    for (unsigned i = 0; i < srv->count; i++)
+        pthread_join(srv->workers[i].thread, NULL);
+}
+
+static void wait_for_signals(struct server *srv, const sigset_t *set)
+{
+    uint64_t interval = srv->shared.cfg->stats_interval_ms;
+    for (;;) {
+        siginfo_t info;
+        int sig;
+        if (interval) {
+            struct timespec ts = {.tv_sec = (time_t)(interval / 1000),
+                                  .tv_nsec = (long)(interval % 1000) * 1000000L};
+            sig = sigtimedwait(set, &info, &ts);
+        } else {
+            sig = sigwaitinfo(set, &info);
+        }
+        if (sig == SIGTERM || sig == SIGINT) {
+            RW_INFO("%s: draining (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                    (unsigned long long)srv->shared.cfg->drain_timeout_ms);
+            return;
+        }
+        if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN))
+            stats_report(srv, true);
+    }
+}
+
+int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler)
+{
+    char reason[512];
+    const struct rw_backend_ops *ops = rw__backend_select(cfg->backend, reason, sizeof(reason));
+    if (!ops) {
+        RW_ERROR("io_uring unavailable: %s", reason);
+        return 1;
+    }
+    RW_INFO("backend %s: %s", ops->name, reason);
+
+    signal(SIGPIPE, SIG_IGN); /* belt and braces: sends also pass MSG_NOSIGNAL */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGUSR1);
+    pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every worker */
+
+    struct server srv = {.count = cfg->threads};
+    srv.shared.cfg = cfg;
+    srv.shared.handler = handler;
+    srv.shared.ops = ops;
+    pthread_mutex_init(&srv.mu, NULL);
+    pthread_cond_init(&srv.cv, NULL);
+    srv.workers = calloc(srv.count, sizeof(*srv.workers));
+    if (!srv.workers) {
+        RW_ERROR("allocating %u workers: %s", srv.count, strerror(ENOMEM));
+        return 1;
+    }
+    int exit_code = 1;
+    for (unsigned i = 0; i < srv.count; i++) {
+        srv.workers[i].server = &srv;
+        srv.workers[i].id = (int)i;
+        srv.workers[i].listen_fd = -1;
+    }
+    if (open_listeners(&srv) < 0)
+        goto out_listeners;
+    if (start_workers(&srv) < 0) {
+        stop_workers(&srv);
+        goto out_listeners;
+    }
+    struct sockaddr_storage bound;
+    socklen_t bound_len;
+    char addr_text[80] = "?";
+    if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
+        rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
+            ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+
+    wait_for_signals(&srv, &set);
+    stop_workers(&srv);
+    exit_code = 0;
+    for (unsigned i = 0; i < srv.count; i++)
+        if (srv.workers[i].run_rc < 0)
+            exit_code = 1;
+    stats_report(&srv, rw__log_enabled(RW_LOG_DEBUG));
+    RW_INFO("stopped");
+
+out_listeners:
+    close_listeners(&srv);
+    free(srv.workers);
+    return exit_code;
+}

@@ -1,0 +1,70 @@
+/*
+ * Per-worker counters. Each counter is written only by its worker (a relaxed
+ * load + store: a plain mov, no lock on the data path) and read by the main
+ * thread with relaxed loads when it prints or writes them.
+ */
+#ifndef RW_STATS_H
+#define RW_STATS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RW_STATS_LIST(X)                                                                           \
+    X(ACCEPTED, "accepted")                                                                        \
+    X(CLOSED, "closed")                                                                            \
+    X(REJECTED_LIMIT, "rejected_limit")                                                            \
+    X(REAPED_IDLE, "reaped_idle")                                                                  \
+    X(REAPED_FRAME_TIMEOUT, "reaped_frame_timeout")                                                \
+    X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
+    X(CLOSED_ERROR, "closed_error")                                                                \
+    X(FRAMES_IN, "frames_in")                                                                      \
+    X(FRAMES_OUT, "frames_out")                                                                    \
+    X(BYTES_IN, "bytes_in")                                                                        \
+    X(BYTES_OUT, "bytes_out")                                                                      \
+    X(BACKPRESSURE_PAUSES, "backpressure_pauses")                                                  \
+    X(ACCEPT_BACKOFFS, "accept_backoffs")                                                          \
+    X(LOOP_TURNS, "loop_turns")                                                                    \
+    X(WAIT_CALLS, "wait_calls")                                                                    \
+    X(SUBMITS, "io_uring_enter")                                                                   \
+    X(CQES, "cqes")                                                                                \
+    X(RECV_CALLS, "recv_calls")                                                                    \
+    X(SEND_CALLS, "send_calls")                                                                    \
+    X(REARM_RECV_NOBUFS, "rearm_recv_enobufs")                                                     \
+    X(REARM_RECV_OTHER, "rearm_recv_other")                                                        \
+    X(REARM_ACCEPT, "rearm_accept")                                                                \
+    X(SQ_FULL, "sq_full")
+
+enum rw_stat {
+#define RW_STAT_ENUM(id, name) RW_STAT_##id,
+    RW_STATS_LIST(RW_STAT_ENUM)
+#undef RW_STAT_ENUM
+        RW_STAT_COUNT
+};
+
+struct rw_stats {
+    _Atomic uint64_t v[RW_STAT_COUNT];
+};
+
+extern const char *const rw__stat_names[RW_STAT_COUNT];
+
+static inline void rw__stat_add(struct rw_stats *s, enum rw_stat k, uint64_t n)
+{
+    uint64_t old = atomic_load_explicit(&s->v[k], memory_order_relaxed);
+    atomic_store_explicit(&s->v[k], old + n, memory_order_relaxed);
+}
+
+static inline uint64_t rw__stat_get(const struct rw_stats *s, enum rw_stat k)
+{
+    return atomic_load_explicit(&s->v[k], memory_order_relaxed);
+}
+
+/* out = sum of in[0..count). */
+void rw__stats_sum(struct rw_stats *out, struct rw_stats *const *in, unsigned count);
+/* One line: "stats conns_open=N accepted=N ... frames_per_wait=F". */
+void rw__stats_format_line(const struct rw_stats *s, char *buf, size_t buf_bytes);
+/* A JSON object with every counter; returns 0 or -errno. */
+int rw__stats_write_json(const struct rw_stats *s, unsigned workers, struct rw_stats *const *per,
+                         FILE *out);
+
+#endif

@@ -1,0 +1,36 @@
+/* The ringwire command: parse options, then run the echo server (or print help, version, probe). */
+#include <stdio.h>
+
+#include <ringwire/handler.h>
+
+#include "backend/backend.h"
+#include "config.h"
+#include "log.h"
+#include "rw_build_config.h"
+#include "server.h"
+
+int main(int argc, char **argv)
+{
+    struct rw_config cfg;
+    char err[512];
+    if (rw__config_parse(&cfg, argc, argv, err, sizeof(err)) < 0) {
+        fprintf(stderr, "ringwire: %s\nTry 'ringwire --help' for more information.\n", err);
+        return 2;
+    }
+    switch (cfg.action) {
+    case RW_ACTION_HELP:
+        rw__config_usage(stdout);
+        return 0;
+    case RW_ACTION_VERSION:
+        printf("ringwire %s\nbackends: uring epoll (chosen at run time with --backend)\n",
+               RW_VERSION);
+        return 0;
+    case RW_ACTION_PROBE:
+        rw__uring_probe_print(stdout);
+        return 0;
+    case RW_ACTION_RUN:
+        break;
+    }
+    rw__log_set_level(cfg.log_level);
+    return rw__server_run(&cfg, &rw_echo_handler);
+}
