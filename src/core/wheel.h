@@ -10,6 +10,7 @@
 #define RW_WHEEL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct rw_timer {

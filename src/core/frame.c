@@ -1,0 +1,31 @@
+/* The stateless length-prefix frame parser (see include/ringwire/frame.h). */
+#include <errno.h>
+
+#include <ringwire/frame.h>
+
+static uint32_t read_be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+
+ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame)
+{
+    if (len < RW_FRAME_HEADER_BYTES)
+        return 0;
+    uint32_t payload_len = read_be32(buf);
+    if (payload_len > max_bytes)
+        return -EMSGSIZE;
+    if (len - RW_FRAME_HEADER_BYTES < payload_len)
+        return 0;
+    frame->payload = buf + RW_FRAME_HEADER_BYTES;
+    frame->len = payload_len;
+    return (ssize_t)(RW_FRAME_HEADER_BYTES + payload_len);
+}
+
+void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len)
+{
+    out[0] = (uint8_t)(len >> 24);
+    out[1] = (uint8_t)(len >> 16);
+    out[2] = (uint8_t)(len >> 8);
+    out[3] = (uint8_t)len;
+}

@@ -1,0 +1,186 @@
+/*
+ * The output queue and its block pool (see outq.h). Appends copy into the
+ * tail block and spill into new ones; gather hands out [start, end) of each
+ * block; consume advances from the front and returns emptied blocks.
+ */
+#include "outq.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ringwire/frame.h>
+
+#include "assert.h"
+#include "rw_limits.h"
+
+void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max)
+{
+    pool->free = NULL;
+    pool->free_count = 0;
+    pool->free_max = free_max;
+    pool->blocks_live = 0;
+}
+
+void rw__block_pool_destroy(struct rw_block_pool *pool)
+{
+    RW_ASSERT(pool->blocks_live == 0);
+    while (pool->free) {
+        struct rw_block *b = pool->free;
+        pool->free = b->next;
+        free(b);
+    }
+    pool->free_count = 0;
+}
+
+static struct rw_block *block_get(struct rw_block_pool *pool)
+{
+    struct rw_block *b = pool->free;
+    if (b) {
+        pool->free = b->next;
+        pool->free_count--;
+    } else {
+        b = malloc(sizeof(*b) + RW_OUTQ_BLOCK_BYTES);
+        if (!b)
+            return NULL;
+    }
+    b->next = NULL;
+    b->start = 0;
+    b->end = 0;
+    pool->blocks_live++;
+    return b;
+}
+
+static void block_put(struct rw_block_pool *pool, struct rw_block *b)
+{
+    RW_ASSERT(pool->blocks_live > 0);
+    pool->blocks_live--;
+    if (pool->free_count < pool->free_max) {
+        b->next = pool->free;
+        pool->free = b;
+        pool->free_count++;
+    } else {
+        free(b);
+    }
+}
+
+/* Room for len more bytes: link enough blocks at the tail first, so a failure changes nothing. */
+static int outq_reserve(struct rw_outq *q, struct rw_block_pool *pool, size_t len)
+{
+    size_t room = q->tail ? RW_OUTQ_BLOCK_BYTES - q->tail->end : 0;
+    struct rw_block *first = NULL;
+    struct rw_block *last = NULL;
+    while (room < len) {
+        struct rw_block *b = block_get(pool);
+        if (!b) {
+            while (first) {
+                struct rw_block *next = first->next;
+                block_put(pool, first);
+                first = next;
+            }
+            return -ENOMEM;
+        }
+        if (last)
+            last->next = b;
+        else
+            first = b;
+        last = b;
+        room += RW_OUTQ_BLOCK_BYTES;
+    }
+    if (first) {
+        if (q->tail)
+            q->tail->next = first;
+        else
+            q->head = first;
+    }
+    return 0;
+}
+
+static void outq_copy(struct rw_outq *q, const uint8_t *data, size_t len)
+{
+    struct rw_block *b = q->tail ? q->tail : q->head;
+    while (len > 0) {
+        if (b->end == RW_OUTQ_BLOCK_BYTES)
+            b = b->next;
+        RW_ASSERT(b != NULL);
+        size_t n = RW_OUTQ_BLOCK_BYTES - b->end;
+        n = n < len ? n : len;
+        memcpy(b->data + b->end, data, n);
+        b->end += (uint32_t)n;
+        data += n;
+        len -= n;
+        q->bytes += n;
+        q->tail = b;
+    }
+}
+
+int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (outq_reserve(q, pool, len) < 0)
+        return -ENOMEM;
+    outq_copy(q, data, len);
+    return 0;
+}
+
+int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const void *payload,
+                          uint32_t len)
+{
+    uint8_t header[RW_FRAME_HEADER_BYTES];
+    rw_frame_put_header(header, len);
+    if (outq_reserve(q, pool, RW_FRAME_HEADER_BYTES + (size_t)len) < 0)
+        return -ENOMEM;
+    outq_copy(q, header, sizeof(header));
+    if (len)
+        outq_copy(q, payload, len);
+    return 0;
+}
+
+size_t rw__outq_gather(const struct rw_outq *q, struct iovec *iov, size_t iov_max)
+{
+    size_t count = 0;
+    for (struct rw_block *b = q->head; b && count < iov_max; b = b->next) {
+        if (b->end == b->start)
+            break; /* reserved, never written: only past the tail */
+        iov[count].iov_base = b->data + b->start;
+        iov[count].iov_len = b->end - b->start;
+        count++;
+        if (b == q->tail)
+            break;
+    }
+    return count;
+}
+
+void rw__outq_consume(struct rw_outq *q, struct rw_block_pool *pool, size_t n)
+{
+    RW_ASSERT(n <= q->bytes);
+    q->bytes -= n;
+    while (n > 0) {
+        struct rw_block *b = q->head;
+        RW_ASSERT(b != NULL);
+        size_t avail = b->end - b->start;
+        if (n < avail) {
+            b->start += (uint32_t)n;
+            return;
+        }
+        n -= avail;
+        q->head = b->next;
+        if (b == q->tail)
+            q->tail = NULL;
+        block_put(pool, b);
+    }
+    if (q->bytes == 0)
+        rw__outq_clear(q, pool);
+}
+
+void rw__outq_clear(struct rw_outq *q, struct rw_block_pool *pool)
+{
+    while (q->head) {
+        struct rw_block *b = q->head;
+        q->head = b->next;
+        block_put(pool, b);
+    }
+    q->tail = NULL;
+    q->bytes = 0;
+}
