@@ -13,7 +13,9 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -388,14 +390,27 @@ static void begin_drain(struct rw_loop *loop)
         loop->ops->accept_stop(loop->be);
         loop->accepting = false;
     }
-    /* SHUT_RD: reads return what is already buffered, then EOF, so every frame
-     * received gets its reply and each connection closes through the half-close path. */
+    RW_DEBUG("draining %u connections", loop->open_count);
+}
+
+/*
+ * While draining, a connection closes once it is quiet: every reply handed to
+ * the kernel, no partial frame, and nothing left unread in its receive queue
+ * (SIOCINQ). Closing with unread data would make the kernel send RST and drop
+ * replies still in our send buffer; with none, close sends FIN after them.
+ * Peers that keep sending are closed by --drain-timeout (kernel-notes/10).
+ */
+static void drain_quiet_conns(struct rw_loop *loop)
+{
     for (uint32_t i = 0; i < loop->conn_cap; i++) {
         struct rw_conn *c = &loop->conns[i];
-        if (c->state == RW_CONN_OPEN)
-            (void)shutdown(c->fd, SHUT_RD);
+        if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) ||
+            rw__reasm_pending(&c->reasm) || (c->flags & RW_CONN_PROTO_ERROR))
+            continue;
+        int unread = 0;
+        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0)
+            conn_close(c, NO_REASON);
     }
-    RW_DEBUG("draining %u connections", loop->open_count);
 }
 
 static void force_close_all(struct rw_loop *loop)
@@ -426,8 +441,8 @@ static int loop_timeout_ms(struct rw_loop *loop)
         if (timeout < 0 || wait < timeout)
             timeout = wait;
     }
-    if (loop->force_closed)
-        timeout = timeout < 0 || timeout > 10 ? 10 : timeout; /* waiting for releases */
+    if (loop->draining)
+        timeout = timeout < 0 || timeout > 10 ? 10 : timeout; /* re-check quiet connections */
     return timeout > INT32_MAX ? INT32_MAX : (int)timeout;
 }
 
@@ -438,6 +453,8 @@ int rw__loop_run(struct rw_loop *loop)
         if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
             begin_drain(loop);
         if (loop->draining) {
+            if (!loop->force_closed)
+                drain_quiet_conns(loop);
             if (loop->open_count == 0)
                 return 0;
             if (!loop->force_closed && now >= loop->drain_deadline_ms)
