@@ -1,6 +1,10 @@
 /*
- * Command-line parsing (see config.h): a table of options, each with a parser
- * that writes one field. Errors name the option first and say why.
+ * Command-line parsing (see config.h): one table of options, each with a
+ * setter that validates its value and writes one field of struct rw_config.
+ * Nothing here prints or exits; every error names the option first and says
+ * why, and main turns it into exit status 2. Value syntax (sizes, durations,
+ * numeric listen addresses) is parsed by the rw__parse_* helpers, which the
+ * unit tests exercise on their own.
  */
 #include "config.h"
 
@@ -13,8 +17,27 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "assert.h"
 #include "rw_limits.h"
 
+/*
+ * Durations become deadlines as now_ms + timeout_ms (loop.c), so they need a
+ * ceiling far below UINT64_MAX; 30 days is longer than any sane timeout.
+ * (Belongs in rw_limits.h next to the other ceilings.)
+ */
+#define DURATION_MAX_MS (30ull * 24 * 60 * 60 * 1000)
+/* --write-buffer ceiling: 1 GiB of queued replies per connection. */
+#define WRITE_BUFFER_MAX_BYTES (1ull << 30)
+/* --buf-size floor: smaller provided buffers would cost a CQE per few bytes. */
+#define BUF_SIZE_MIN_BYTES 64u
+
+/*
+ * A whole decimal number: digits only (no sign, no spaces, no base prefix),
+ * then *end points at the first non-digit, also on -ERANGE (strtoull consumes
+ * the whole subject sequence), so callers can report junk before overflow.
+ * strtoull alone would accept " 5", "+5" and "-5" (the last wrapping around),
+ * hence the first-digit check.
+ */
 static int parse_u64(const char *text, const char **end, uint64_t *out)
 {
     if (*text < '0' || *text > '9')
@@ -22,16 +45,16 @@ static int parse_u64(const char *text, const char **end, uint64_t *out)
     errno = 0;
     char *stop;
     unsigned long long v = strtoull(text, &stop, 10);
+    *end = stop;
     if (errno == ERANGE)
         return -ERANGE;
-    *end = stop;
     *out = v;
     return 0;
 }
 
 static int scale(uint64_t value, uint64_t factor, uint64_t *out)
 {
-    if (factor && value > UINT64_MAX / factor)
+    if (value > UINT64_MAX / factor)
         return -ERANGE;
     *out = value * factor;
     return 0;
@@ -39,32 +62,50 @@ static int scale(uint64_t value, uint64_t factor, uint64_t *out)
 
 int rw__parse_size(const char *text, uint64_t *out_bytes)
 {
+    RW_ASSERT(text != NULL);
+    RW_ASSERT(out_bytes != NULL);
     const char *end;
-    uint64_t v;
+    uint64_t v = 0;
     int rc = parse_u64(text, &end, &v);
-    if (rc < 0)
+    if (rc == -EINVAL)
         return rc;
     uint64_t factor = 1;
     switch (*end) {
     case '\0':
         break;
-    case 'K': case 'k': factor = 1ull << 10; end++; break;
-    case 'M': case 'm': factor = 1ull << 20; end++; break;
-    case 'G': case 'g': factor = 1ull << 30; end++; break;
+    case 'K':
+    case 'k':
+        factor = 1ull << 10;
+        end++;
+        break;
+    case 'M':
+    case 'm':
+        factor = 1ull << 20;
+        end++;
+        break;
+    case 'G':
+    case 'g':
+        factor = 1ull << 30;
+        end++;
+        break;
     default:
         return -EINVAL;
     }
     if (*end != '\0')
         return -EINVAL;
+    if (rc < 0)
+        return rc;
     return scale(v, factor, out_bytes);
 }
 
 int rw__parse_duration_ms(const char *text, uint64_t *out_ms)
 {
+    RW_ASSERT(text != NULL);
+    RW_ASSERT(out_ms != NULL);
     const char *end;
-    uint64_t v;
+    uint64_t v = 0;
     int rc = parse_u64(text, &end, &v);
-    if (rc < 0)
+    if (rc == -EINVAL)
         return rc;
     uint64_t factor;
     if (strcmp(end, "ms") == 0)
@@ -72,75 +113,143 @@ int rw__parse_duration_ms(const char *text, uint64_t *out_ms)
     else if (strcmp(end, "s") == 0 || *end == '\0')
         factor = 1000;
     else if (strcmp(end, "m") == 0)
-        factor = 60000;
+        factor = 60 * 1000;
     else
         return -EINVAL;
+    if (rc < 0)
+        return rc;
     return scale(v, factor, out_ms);
+}
+
+/* The port after the last ':' of HOST:PORT; 0 (ephemeral) through 65535. */
+static int parse_port(const char *text, uint16_t *port, const char **why)
+{
+    const char *end;
+    uint64_t v = 0;
+    if (parse_u64(text, &end, &v) < 0 || *end != '\0' || v > 65535) {
+        *why = "the port must be a number from 0 to 65535";
+        return -EINVAL;
+    }
+    *port = (uint16_t)v;
+    return 0;
+}
+
+/* Split "[v6]:port" or "v4:port" into host (copied, NUL-terminated) and the port text. */
+static int split_host_port(const char *text, char *host, size_t host_bytes, const char **port_text,
+                           bool *v6, const char **why)
+{
+    const char *host_start = text;
+    const char *colon;
+    *v6 = text[0] == '[';
+    if (*v6) {
+        const char *close = strchr(text, ']');
+        if (close == NULL) {
+            *why = "no closing ']' after the IPv6 address";
+            return -EINVAL;
+        }
+        if (close[1] != ':') {
+            *why = "expected ':PORT' after ']'";
+            return -EINVAL;
+        }
+        host_start = text + 1;
+        colon = close + 1;
+    } else {
+        colon = strrchr(text, ':');
+        if (colon == NULL) {
+            *why = "no port (expected HOST:PORT)";
+            return -EINVAL;
+        }
+        if (memchr(text, ':', (size_t)(colon - text)) != NULL) {
+            *why = "IPv6 addresses go in brackets, e.g. [::1]:7000";
+            return -EINVAL;
+        }
+    }
+    size_t host_len = (size_t)(colon - host_start) - (*v6 ? 1u : 0u);
+    if (host_len == 0) {
+        *why = "no host (use 0.0.0.0 or [::] for all addresses)";
+        return -EINVAL;
+    }
+    if (host_len >= host_bytes) {
+        *why = *v6 ? "not a numeric IPv6 address" : "not a numeric IPv4 address";
+        return -EINVAL;
+    }
+    memcpy(host, host_start, host_len);
+    host[host_len] = '\0';
+    *port_text = colon + 1;
+    return 0;
+}
+
+/* rw__parse_listen, with a reason for the error message. No DNS: inet_pton only. */
+static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len,
+                        const char **why)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *port_text;
+    bool v6;
+    uint16_t port;
+    int rc = split_host_port(text, host, sizeof(host), &port_text, &v6, why);
+    if (rc < 0)
+        return rc;
+    rc = parse_port(port_text, &port, why);
+    if (rc < 0)
+        return rc;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    if (v6) {
+        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
+            *why = "not a numeric IPv6 address";
+            return -EINVAL;
+        }
+        a6->sin6_family = AF_INET6;
+        a6->sin6_port = htons(port);
+        *addr_len = sizeof(*a6);
+    } else {
+        struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1) {
+            *why = "not a numeric IPv4 address (no DNS lookups; e.g. 127.0.0.1)";
+            return -EINVAL;
+        }
+        a4->sin_family = AF_INET;
+        a4->sin_port = htons(port);
+        *addr_len = sizeof(*a4);
+    }
+    *addr = ss;
+    return 0;
 }
 
 int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len)
 {
-    char host[INET6_ADDRSTRLEN + 2];
-    const char *colon;
-    const char *host_start = text;
-    size_t host_len;
-    bool v6 = text[0] == '[';
-    if (v6) {
-        const char *close = strchr(text, ']');
-        if (!close || close[1] != ':')
-            return -EINVAL;
-        host_start = text + 1;
-        host_len = (size_t)(close - host_start);
-        colon = close + 1;
-    } else {
-        colon = strrchr(text, ':');
-        if (!colon)
-            return -EINVAL;
-        host_len = (size_t)(colon - text);
-    }
-    if (host_len == 0 || host_len >= sizeof(host))
-        return -EINVAL;
-    memcpy(host, host_start, host_len);
-    host[host_len] = '\0';
-    const char *end;
-    uint64_t port;
-    if (parse_u64(colon + 1, &end, &port) < 0 || *end != '\0' || port > 65535)
-        return -EINVAL;
-    memset(addr, 0, sizeof(*addr));
-    if (v6) {
-        struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)addr;
-        if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1)
-            return -EINVAL;
-        a6->sin6_family = AF_INET6;
-        a6->sin6_port = htons((uint16_t)port);
-        *addr_len = sizeof(*a6);
-    } else {
-        struct sockaddr_in *a4 = (struct sockaddr_in *)addr;
-        if (inet_pton(AF_INET, host, &a4->sin_addr) != 1)
-            return -EINVAL;
-        a4->sin_family = AF_INET;
-        a4->sin_port = htons((uint16_t)port);
-        *addr_len = sizeof(*a4);
-    }
-    return 0;
+    RW_ASSERT(text != NULL);
+    RW_ASSERT(addr != NULL);
+    RW_ASSERT(addr_len != NULL);
+    const char *why;
+    return parse_listen(text, addr, addr_len, &why);
 }
 
 void rw__config_defaults(struct rw_config *cfg)
 {
+    RW_ASSERT(cfg != NULL);
     memset(cfg, 0, sizeof(*cfg));
     cfg->action = RW_ACTION_RUN;
     cfg->backend = RW_BACKEND_AUTO;
-    snprintf(cfg->listen_text, sizeof(cfg->listen_text), "127.0.0.1:7000");
-    (void)rw__parse_listen(cfg->listen_text, &cfg->listen_addr, &cfg->listen_addr_len);
+    snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", "127.0.0.1:7000");
+    int rc = rw__parse_listen(cfg->listen_text, &cfg->listen_addr, &cfg->listen_addr_len);
+    RW_ASSERT(rc == 0);
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    cfg->threads = cpus < 1 ? 1 : (cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus);
-    cfg->idle_timeout_ms = 60000;
-    cfg->frame_timeout_ms = 30000;
+    if (cpus < 1)
+        cpus = 1;
+    if (cpus > (long)RW_THREADS_MAX)
+        cpus = RW_THREADS_MAX;
+    cfg->threads = (uint32_t)cpus;
+    cfg->cpu_affinity = false;
+    cfg->idle_timeout_ms = 60 * 1000;
+    cfg->frame_timeout_ms = 30 * 1000;
     cfg->max_frame_bytes = 1u << 20;
     cfg->max_conns = 10000;
     cfg->backlog = 4096;
     cfg->write_buffer_bytes = 4u << 20;
-    cfg->drain_timeout_ms = 10000;
+    cfg->drain_timeout_ms = 10 * 1000;
     cfg->stats_interval_ms = 0;
     cfg->stats_json_path = NULL;
     cfg->log_level = RW_LOG_INFO;
@@ -148,234 +257,440 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->buf_size_bytes = RW_URING_BUF_SIZE_DEFAULT;
 }
 
-struct option_ctx {
+/* One option occurrence being applied: its name as the user wrote it, and its value. */
+struct opt_ctx {
     const char *name;
     const char *value;
     char *err;
     size_t err_bytes;
 };
 
-__attribute__((format(printf, 2, 3))) static int fail(struct option_ctx *o, const char *fmt, ...)
+/* Write "NAME: why" into err; returns -EINVAL so setters can `return fail(...)`. */
+__attribute__((format(printf, 2, 3))) static int fail(const struct opt_ctx *o, const char *fmt, ...)
 {
     int used = snprintf(o->err, o->err_bytes, "%s: ", o->name);
-    va_list ap;
-    va_start(ap, fmt);
-    if (used >= 0 && (size_t)used < o->err_bytes)
+    if (used >= 0 && (size_t)used < o->err_bytes) {
+        va_list ap;
+        va_start(ap, fmt);
         vsnprintf(o->err + used, o->err_bytes - (size_t)used, fmt, ap);
-    va_end(ap);
+        va_end(ap);
+    }
     return -EINVAL;
 }
 
+/* "1G", "16K", "1000": the largest unit that divides bytes exactly, for limit messages. */
+static const char *size_text(uint64_t bytes, char *buf, size_t buf_bytes)
+{
+    static const char units[] = {'G', 'M', 'K'};
+    for (size_t i = 0; i < sizeof(units); i++) {
+        uint64_t unit = 1ull << (10 * (3 - i));
+        if (bytes != 0 && bytes % unit == 0) {
+            snprintf(buf, buf_bytes, "%llu%c", (unsigned long long)(bytes / unit), units[i]);
+            return buf;
+        }
+    }
+    snprintf(buf, buf_bytes, "%llu", (unsigned long long)bytes);
+    return buf;
+}
+
 /* A whole number in [min, max]. */
-static int opt_number(struct option_ctx *o, uint64_t min, uint64_t max, uint64_t *out)
+static int opt_number(const struct opt_ctx *o, uint64_t min, uint64_t max, uint64_t *out)
 {
     const char *end;
-    if (parse_u64(o->value, &end, out) < 0 || *end != '\0')
+    uint64_t v = 0;
+    int rc = parse_u64(o->value, &end, &v);
+    if (rc == -EINVAL || *end != '\0')
         return fail(o, "invalid number '%s'", o->value);
-    if (*out < min || *out > max)
-        return fail(o, "%s is out of range (%llu to %llu)", o->value, (unsigned long long)min,
-                    (unsigned long long)max);
+    if (rc == -ERANGE || v > max)
+        return fail(o, "%s exceeds the limit of %llu", o->value, (unsigned long long)max);
+    if (v < min)
+        return fail(o, "%s is below the minimum of %llu", o->value, (unsigned long long)min);
+    *out = v;
     return 0;
 }
 
-static int opt_size(struct option_ctx *o, uint64_t min, uint64_t max, uint64_t *out)
+/* A size in [min, max] bytes. */
+static int opt_size(const struct opt_ctx *o, uint64_t min, uint64_t max, uint64_t *out)
 {
-    int rc = rw__parse_size(o->value, out);
-    if (rc == -ERANGE)
-        return fail(o, "size '%s' is too large", o->value);
-    if (rc < 0)
+    char limit[32];
+    uint64_t v = 0;
+    int rc = rw__parse_size(o->value, &v);
+    if (rc == -EINVAL)
         return fail(o, "invalid size '%s' (bytes, or with K, M, G)", o->value);
-    if (*out < min || *out > max)
-        return fail(o, "%s is out of range (%llu to %llu bytes)", o->value,
-                    (unsigned long long)min, (unsigned long long)max);
+    if (rc == -ERANGE || v > max)
+        return fail(o, "%s exceeds the limit of %s", o->value,
+                    size_text(max, limit, sizeof(limit)));
+    if (v < min)
+        return fail(o, "%s is below the minimum of %s", o->value,
+                    size_text(min, limit, sizeof(limit)));
+    *out = v;
     return 0;
 }
 
-static int opt_duration(struct option_ctx *o, uint64_t *out)
+/* A duration up to DURATION_MAX_MS; 0 is allowed (each option says what 0 means). */
+static int opt_duration(const struct opt_ctx *o, uint64_t *out_ms)
 {
-    int rc = rw__parse_duration_ms(o->value, out);
-    if (rc == -ERANGE)
-        return fail(o, "duration '%s' is too large", o->value);
-    if (rc < 0)
+    uint64_t v = 0;
+    int rc = rw__parse_duration_ms(o->value, &v);
+    if (rc == -EINVAL)
         return fail(o, "invalid duration '%s' (e.g. 250ms, 10s, 2m; a bare number is seconds)",
                     o->value);
-    if (*out > (uint64_t)INT32_MAX * 1000u)
-        return fail(o, "duration '%s' is too large", o->value);
+    if (rc == -ERANGE || v > DURATION_MAX_MS)
+        return fail(o, "%s exceeds the limit of %llum (30 days)", o->value,
+                    (unsigned long long)(DURATION_MAX_MS / 60000));
+    *out_ms = v;
     return 0;
 }
 
-static int set_option(struct rw_config *cfg, struct option_ctx *o)
+/* value must be one of names[0..count); *out gets its index. */
+static int opt_choice(const struct opt_ctx *o, const char *const names[], size_t count,
+                      const char *expected, size_t *out)
 {
-    const char *n = o->name;
-    const char *v = o->value;
-    uint64_t x;
-    int rc = 0;
-    if (strcmp(n, "--backend") == 0) {
-        if (strcmp(v, "uring") == 0)
-            cfg->backend = RW_BACKEND_URING;
-        else if (strcmp(v, "epoll") == 0)
-            cfg->backend = RW_BACKEND_EPOLL;
-        else if (strcmp(v, "auto") == 0)
-            cfg->backend = RW_BACKEND_AUTO;
-        else
-            return fail(o, "must be uring, epoll or auto, not '%s'", v);
-    } else if (strcmp(n, "--listen") == 0) {
-        if (strlen(v) >= sizeof(cfg->listen_text) ||
-            rw__parse_listen(v, &cfg->listen_addr, &cfg->listen_addr_len) < 0)
-            return fail(o, "invalid address '%s' (HOST:PORT with a numeric host, IPv6 as "
-                           "[::1]:7000, port 0-65535)", v);
-        snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", v);
-    } else if (strcmp(n, "--threads") == 0) {
-        if ((rc = opt_number(o, 1, RW_THREADS_MAX, &x)) == 0)
-            cfg->threads = (uint32_t)x;
-    } else if (strcmp(n, "--idle-timeout") == 0) {
-        rc = opt_duration(o, &cfg->idle_timeout_ms);
-    } else if (strcmp(n, "--frame-timeout") == 0) {
-        rc = opt_duration(o, &cfg->frame_timeout_ms);
-    } else if (strcmp(n, "--drain-timeout") == 0) {
-        rc = opt_duration(o, &cfg->drain_timeout_ms);
-    } else if (strcmp(n, "--stats-interval") == 0) {
-        rc = opt_duration(o, &cfg->stats_interval_ms);
-    } else if (strcmp(n, "--max-frame") == 0) {
-        if ((rc = opt_size(o, 0, RW_FRAME_MAX_BYTES_CEILING, &x)) == 0)
-            cfg->max_frame_bytes = (uint32_t)x;
-    } else if (strcmp(n, "--max-conns") == 0) {
-        if ((rc = opt_number(o, 1, RW_CONNS_MAX, &x)) == 0)
-            cfg->max_conns = (uint32_t)x;
-    } else if (strcmp(n, "--backlog") == 0) {
-        if ((rc = opt_number(o, 1, INT_MAX, &x)) == 0)
-            cfg->backlog = (uint32_t)x;
-    } else if (strcmp(n, "--write-buffer") == 0) {
-        rc = opt_size(o, 1, 1ull << 30, &cfg->write_buffer_bytes);
-    } else if (strcmp(n, "--stats-json") == 0) {
-        if (*v == '\0')
-            return fail(o, "needs a file name");
-        cfg->stats_json_path = v;
-    } else if (strcmp(n, "--log-level") == 0) {
-        static const char *const levels[] = {"error", "warn", "info", "debug"};
-        for (x = 0; x < 4 && strcmp(v, levels[x]) != 0; x++)
-            ;
-        if (x == 4)
-            return fail(o, "must be error, warn, info or debug, not '%s'", v);
-        cfg->log_level = (enum rw_log_level)x;
-    } else if (strcmp(n, "--buf-count") == 0) {
-        if ((rc = opt_number(o, 1, RW_URING_BUF_COUNT_MAX, &x)) == 0) {
-            if (x & (x - 1))
-                return fail(o, "%s is not a power of two", v);
-            cfg->buf_count = (uint32_t)x;
+    for (size_t i = 0; i < count; i++) {
+        if (strcmp(o->value, names[i]) == 0) {
+            *out = i;
+            return 0;
         }
-    } else if (strcmp(n, "--buf-size") == 0) {
-        if ((rc = opt_size(o, 64, RW_URING_BUF_SIZE_MAX, &x)) == 0)
-            cfg->buf_size_bytes = (uint32_t)x;
-    } else {
-        return fail(o, "unknown option");
     }
+    return fail(o, "must be %s, not '%s'", expected, o->value);
+}
+
+/* ---- setters: one per option, each validates o->value and writes its field ---- */
+
+static int set_help(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->action = RW_ACTION_HELP;
+    return 0;
+}
+
+static int set_version(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->action = RW_ACTION_VERSION;
+    return 0;
+}
+
+static int set_probe(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->action = RW_ACTION_PROBE;
+    return 0;
+}
+
+static int set_cpu_affinity(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->cpu_affinity = true;
+    return 0;
+}
+
+static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    /* Indexed by enum rw_backend_kind. */
+    static const char *const names[] = {"auto", "uring", "epoll"};
+    _Static_assert(RW_BACKEND_AUTO == 0 && RW_BACKEND_URING == 1 && RW_BACKEND_EPOLL == 2,
+                   "names[] follows enum rw_backend_kind");
+    size_t i = 0;
+    int rc = opt_choice(o, names, 3, "uring, epoll or auto", &i);
+    if (rc == 0)
+        cfg->backend = (enum rw_backend_kind)i;
     return rc;
 }
 
-static bool takes_value(const char *name)
+static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
 {
-    static const char *const valued[] = {
-        "--backend",      "--listen",    "--threads",       "--idle-timeout", "--frame-timeout",
-        "--max-frame",    "--max-conns", "--backlog",       "--write-buffer", "--drain-timeout",
-        "--stats-interval", "--stats-json", "--log-level",  "--buf-count",    "--buf-size",
-    };
-    for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++)
-        if (strcmp(name, valued[i]) == 0)
-            return true;
-    return false;
+    const char *why = "too long";
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    if (strlen(o->value) >= sizeof(cfg->listen_text) ||
+        parse_listen(o->value, &addr, &addr_len, &why) < 0)
+        return fail(o, "bad address '%s': %s", o->value, why);
+    snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", o->value);
+    cfg->listen_addr = addr;
+    cfg->listen_addr_len = addr_len;
+    return 0;
+}
+
+static int set_threads(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_number(o, 1, RW_THREADS_MAX, &v);
+    if (rc == 0)
+        cfg->threads = (uint32_t)v;
+    return rc;
+}
+
+static int set_idle_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    return opt_duration(o, &cfg->idle_timeout_ms);
+}
+
+static int set_frame_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    return opt_duration(o, &cfg->frame_timeout_ms);
+}
+
+static int set_drain_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    return opt_duration(o, &cfg->drain_timeout_ms);
+}
+
+static int set_stats_interval(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    return opt_duration(o, &cfg->stats_interval_ms);
+}
+
+static int set_max_frame(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_size(o, 0, RW_FRAME_MAX_BYTES_CEILING, &v);
+    if (rc == 0)
+        cfg->max_frame_bytes = (uint32_t)v;
+    return rc;
+}
+
+static int set_max_conns(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_number(o, 1, RW_CONNS_MAX, &v);
+    if (rc == 0)
+        cfg->max_conns = (uint32_t)v;
+    return rc;
+}
+
+static int set_backlog(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_number(o, 1, INT_MAX, &v);
+    if (rc == 0)
+        cfg->backlog = (uint32_t)v;
+    return rc;
+}
+
+static int set_write_buffer(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    return opt_size(o, 1, WRITE_BUFFER_MAX_BYTES, &cfg->write_buffer_bytes);
+}
+
+static int set_stats_json(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    if (o->value[0] == '\0')
+        return fail(o, "needs a file name");
+    /* server.c writes FILE.tmp and renames it over FILE; both names must fit PATH_MAX. */
+    if (strlen(o->value) + sizeof(".tmp") > PATH_MAX)
+        return fail(o, "file name longer than %zu bytes", (size_t)PATH_MAX - sizeof(".tmp"));
+    cfg->stats_json_path = o->value;
+    return 0;
+}
+
+static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    /* Indexed by enum rw_log_level. */
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    _Static_assert(RW_LOG_ERROR == 0 && RW_LOG_WARN == 1 && RW_LOG_INFO == 2 && RW_LOG_DEBUG == 3,
+                   "names[] follows enum rw_log_level");
+    size_t i = 0;
+    int rc = opt_choice(o, names, 4, "error, warn, info or debug", &i);
+    if (rc == 0)
+        cfg->log_level = (enum rw_log_level)i;
+    return rc;
+}
+
+static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_number(o, 1, RW_URING_BUF_COUNT_MAX, &v);
+    if (rc < 0)
+        return rc;
+    /* The kernel's buffer ring is indexed with a mask: entries must be a power of two. */
+    if ((v & (v - 1)) != 0)
+        return fail(o, "%s is not a power of two", o->value);
+    cfg->buf_count = (uint32_t)v;
+    return 0;
+}
+
+static int set_buf_size(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_size(o, BUF_SIZE_MIN_BYTES, RW_URING_BUF_SIZE_MAX, &v);
+    if (rc == 0)
+        cfg->buf_size_bytes = (uint32_t)v;
+    return rc;
+}
+
+struct opt_def {
+    const char *name;  /* long form, "--listen" */
+    const char *alias; /* short form, "-h", or NULL */
+    bool takes_value;
+    int (*set)(struct rw_config *cfg, const struct opt_ctx *o);
+};
+
+/* Keep in the order of the --help text. */
+static const struct opt_def opt_defs[] = {
+    {"--backend", NULL, true, set_backend},
+    {"--listen", NULL, true, set_listen},
+    {"--threads", NULL, true, set_threads},
+    {"--cpu-affinity", NULL, false, set_cpu_affinity},
+    {"--idle-timeout", NULL, true, set_idle_timeout},
+    {"--frame-timeout", NULL, true, set_frame_timeout},
+    {"--max-frame", NULL, true, set_max_frame},
+    {"--max-conns", NULL, true, set_max_conns},
+    {"--backlog", NULL, true, set_backlog},
+    {"--write-buffer", NULL, true, set_write_buffer},
+    {"--drain-timeout", NULL, true, set_drain_timeout},
+    {"--stats-interval", NULL, true, set_stats_interval},
+    {"--stats-json", NULL, true, set_stats_json},
+    {"--log-level", NULL, true, set_log_level},
+    {"--buf-count", NULL, true, set_buf_count},
+    {"--buf-size", NULL, true, set_buf_size},
+    {"--probe", NULL, false, set_probe},
+    {"--help", "-h", false, set_help},
+    {"--version", "-V", false, set_version},
+};
+
+/* The option named by arg[0..name_len), or NULL. */
+static const struct opt_def *find_opt(const char *arg, size_t name_len)
+{
+    for (size_t i = 0; i < sizeof(opt_defs) / sizeof(opt_defs[0]); i++) {
+        const struct opt_def *d = &opt_defs[i];
+        if (strlen(d->name) == name_len && memcmp(d->name, arg, name_len) == 0)
+            return d;
+        if (d->alias != NULL && strlen(d->alias) == name_len &&
+            memcmp(d->alias, arg, name_len) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+/*
+ * Apply argv[*i] (and its value, which may be argv[*i + 1]). A separate value
+ * that starts with "--" is taken as the next option, not as this one's value,
+ * so "--listen --threads 4" says "missing value" rather than "bad address";
+ * "--stats-json=--odd-name" still works.
+ */
+static int apply_arg(struct rw_config *cfg, int argc, char *const argv[], int *i, char *err,
+                     size_t err_bytes)
+{
+    const char *arg = argv[*i];
+    const char *eq = strncmp(arg, "--", 2) == 0 ? strchr(arg, '=') : NULL;
+    size_t name_len = eq != NULL ? (size_t)(eq - arg) : strlen(arg);
+    const struct opt_def *d = find_opt(arg, name_len);
+    if (d == NULL) {
+        snprintf(err, err_bytes, "unknown option '%.*s'", (int)name_len, arg);
+        return -EINVAL;
+    }
+    struct opt_ctx o = {.name = d->name, .value = NULL, .err = err, .err_bytes = err_bytes};
+    if (!d->takes_value) {
+        if (eq != NULL)
+            return fail(&o, "takes no value");
+    } else if (eq != NULL) {
+        o.value = eq + 1;
+    } else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0) {
+        o.value = argv[++*i];
+    } else {
+        return fail(&o, "missing value");
+    }
+    return d->set(cfg, &o);
 }
 
 int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *err,
                      size_t err_bytes)
 {
+    RW_ASSERT(cfg != NULL);
+    RW_ASSERT(argc >= 0);
+    RW_ASSERT(argc == 0 || argv != NULL);
+    RW_ASSERT(err != NULL);
+    RW_ASSERT(err_bytes > 0);
     rw__config_defaults(cfg);
+    err[0] = '\0';
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
-            cfg->action = RW_ACTION_HELP;
+        if (arg[0] != '-' || arg[1] == '\0' || strcmp(arg, "--") == 0) {
+            snprintf(err, err_bytes, "unexpected argument '%s' (ringwire takes only options)", arg);
+            return -EINVAL;
+        }
+        if (apply_arg(cfg, argc, argv, &i, err, err_bytes) < 0)
+            return -EINVAL;
+        /* --help and --version answer at once; whatever follows is not looked at. */
+        if (cfg->action == RW_ACTION_HELP || cfg->action == RW_ACTION_VERSION)
             return 0;
-        }
-        if (strcmp(arg, "-V") == 0 || strcmp(arg, "--version") == 0) {
-            cfg->action = RW_ACTION_VERSION;
-            continue;
-        }
-        if (strcmp(arg, "--probe") == 0) {
-            cfg->action = RW_ACTION_PROBE;
-            continue;
-        }
-        if (strcmp(arg, "--cpu-affinity") == 0) {
-            cfg->cpu_affinity = true;
-            continue;
-        }
-        char name[64];
-        const char *eq = strchr(arg, '=');
-        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        if (strncmp(arg, "--", 2) != 0 || name_len >= sizeof(name)) {
-            snprintf(err, err_bytes, "%s: unexpected argument%s", arg,
-                     arg[0] == '-' ? " (unknown option)" : "");
-            return -EINVAL;
-        }
-        memcpy(name, arg, name_len);
-        name[name_len] = '\0';
-        if (!takes_value(name)) {
-            snprintf(err, err_bytes, "%s: unknown option", name);
-            return -EINVAL;
-        }
-        struct option_ctx o = {.name = name, .err = err, .err_bytes = err_bytes};
-        if (eq) {
-            o.value = eq + 1;
-        } else if (i + 1 < argc) {
-            o.value = argv[++i];
-        } else {
-            snprintf(err, err_bytes, "%s: missing value", name);
-            return -EINVAL;
-        }
-        if (set_option(cfg, &o) < 0)
-            return -EINVAL;
     }
     return 0;
 }
 
 void rw__config_usage(FILE *out)
 {
-    fputs("Usage: ringwire [OPTIONS]\n"
-          "A length-prefixed echo server on io_uring or epoll. Frames: 4-byte big-endian\n"
-          "payload length, then the payload; each frame is answered with an identical one.\n"
-          "\n"
-          "Options:\n"
-          "  --backend uring|epoll|auto  I/O engine; auto picks uring when the kernel has every\n"
-          "                              feature it needs, else epoll, and says why [auto]\n"
-          "  --listen HOST:PORT          numeric address; IPv6 as [::1]:7000; 0.0.0.0 or [::]\n"
-          "                              for all; port 0 picks a free port [127.0.0.1:7000]\n"
-          "  --threads N                 worker threads, each with its own loop and\n"
-          "                              SO_REUSEPORT listener [online CPUs]\n"
-          "  --cpu-affinity              pin worker i to CPU i\n"
-          "  --idle-timeout DUR          close connections that received and sent nothing for\n"
-          "                              DUR; 0 disables [60s]\n"
-          "  --frame-timeout DUR         a started frame must complete within DUR; 0 disables [30s]\n"
-          "  --max-frame SIZE            largest payload accepted; larger closes the connection\n"
-          "                              after answering the frames before it [1M]\n"
-          "  --max-conns N               open connections at most (whole process); more are\n"
-          "                              closed at once and counted [10000]\n"
-          "  --backlog N                 listen backlog, clamped by net.core.somaxconn [4096]\n"
-          "  --write-buffer SIZE         replies queued per connection before reading from it\n"
-          "                              pauses, until it drains below half [4M]\n"
-          "  --drain-timeout DUR         on SIGTERM/SIGINT, time to finish in-flight work [10s]\n"
-          "  --stats-interval DUR        print a line of counters every DUR; 0 disables [0]\n"
-          "  --stats-json FILE           also write all counters as JSON to FILE\n"
-          "  --log-level LEVEL           error, warn, info or debug [info]\n"
-          "  --buf-count N               uring: provided buffers per worker, power of two [1024]\n"
-          "  --buf-size SIZE             uring: bytes per provided buffer [16K]\n"
-          "  --probe                     print the kernel's io_uring features and exit\n"
-          "  -h, --help                  this text\n"
-          "  -V, --version               version and the backends compiled in\n"
-          "\n"
-          "SIZE: bytes, or with K, M, G (powers of 1024). DUR: with ms, s or m; a bare\n"
-          "number is seconds. Options take '--opt value' or '--opt=value'.\n"
-          "\n"
-          "Signals: SIGTERM/SIGINT stop accepting, answer every frame already received,\n"
-          "flush and exit 0 (forced after --drain-timeout); SIGUSR1 prints the counters.\n"
-          "Exit status: 0 clean shutdown, 1 runtime failure, 2 bad usage.\n",
-          out);
+    RW_ASSERT(out != NULL);
+    char frame_max[32], buf_size_max[32], buf_size_default[32];
+    /* Limits come from rw_limits.h so the text cannot drift from what parsing enforces. */
+    fprintf(out,
+            "Usage: ringwire [OPTIONS]\n"
+            "A length-prefixed TCP echo server on io_uring or epoll. A frame is a 4-byte\n"
+            "big-endian payload length, then the payload; each frame is answered with an\n"
+            "identical frame, in order.\n"
+            "\n"
+            "Options (default in brackets):\n"
+            "  --backend uring|epoll|auto  I/O engine. auto picks uring when the kernel\n"
+            "                              has every io_uring feature it needs, else\n"
+            "                              epoll, and logs why; uring fails if a\n"
+            "                              feature is missing [auto]\n"
+            "  --listen HOST:PORT          numeric address to listen on (no DNS); IPv6\n"
+            "                              in brackets, e.g. [::1]:7000; 0.0.0.0 or [::]\n"
+            "                              for all; port 0 picks a free port\n"
+            "                              [127.0.0.1:7000]\n"
+            "  --threads N                 worker threads, each with its own loop and\n"
+            "                              SO_REUSEPORT listener, 1 to %u [online CPUs]\n"
+            "  --cpu-affinity              pin worker i to CPU i [off]\n"
+            "  --idle-timeout DUR          close a connection that received and sent\n"
+            "                              nothing for DUR; 0 disables [60s]\n"
+            "  --frame-timeout DUR         a frame once started must complete within\n"
+            "                              DUR; 0 disables [30s]\n"
+            "  --max-frame SIZE            largest payload accepted, at most %s; a\n"
+            "                              larger one closes the connection after the\n"
+            "                              frames before it are answered; 0 allows only\n"
+            "                              empty frames [1M]\n"
+            "  --max-conns N               open connections at most (whole process);\n"
+            "                              more are closed at once and counted [10000]\n"
+            "  --backlog N                 listen backlog, clamped by\n"
+            "                              net.core.somaxconn with a warning [4096]\n"
+            "  --write-buffer SIZE         replies queued per connection before the\n"
+            "                              server stops reading from it, until they\n"
+            "                              drain below half; 1 to 1G [4M]\n"
+            "  --drain-timeout DUR         on SIGTERM/SIGINT, how long to finish\n"
+            "                              in-flight work before closing by force [10s]\n"
+            "  --stats-interval DUR        print one line of counters every DUR;\n"
+            "                              0 disables [0]\n"
+            "  --stats-json FILE           also write the counters as JSON to FILE [none]\n"
+            "  --log-level LEVEL           stderr verbosity: error, warn, info or debug\n"
+            "                              [info]\n"
+            "  --buf-count N               uring: provided receive buffers per worker,\n"
+            "                              a power of two up to %u [%u]\n"
+            "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"
+            "                              [%s]\n"
+            "  --probe                     print the kernel's io_uring features and exit\n"
+            "  -h, --help                  print this help and exit\n"
+            "  -V, --version               print the version and the backends compiled in\n"
+            "\n"
+            "Every option takes '--opt VALUE' or '--opt=VALUE'; a later one overrides an\n"
+            "earlier one.\n"
+            "SIZE: bytes, or a number with K, M or G (powers of 1024), e.g. 4096, 64K, 1M.\n"
+            "DUR: a number with ms, s or m (milliseconds, seconds, minutes), e.g. 250ms,\n"
+            "10s, 2m; a bare number is seconds; at most 30 days.\n"
+            "\n"
+            "Signals:\n"
+            "  SIGTERM, SIGINT  stop accepting, answer every complete frame already\n"
+            "                   received, flush replies, close connections and exit 0\n"
+            "                   (closing by force after --drain-timeout)\n"
+            "  SIGUSR1          print the counters\n"
+            "  SIGPIPE          ignored\n"
+            "\n"
+            "Exit status:\n"
+            "  0  clean shutdown (or --help, --version, --probe)\n"
+            "  1  runtime failure; the message names what failed and why\n"
+            "  2  bad usage or configuration; the message names the option and why\n",
+            RW_THREADS_MAX, size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
+            RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
+            size_text(RW_URING_BUF_SIZE_MAX, buf_size_max, sizeof(buf_size_max)),
+            size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)));
 }

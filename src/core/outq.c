@@ -20,6 +20,7 @@ void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max)
     pool->free_count = 0;
     pool->free_max = free_max;
     pool->blocks_live = 0;
+    pool->fail_malloc = false;
 }
 
 void rw__block_pool_destroy(struct rw_block_pool *pool)
@@ -40,6 +41,8 @@ static struct rw_block *block_get(struct rw_block_pool *pool)
         pool->free = b->next;
         pool->free_count--;
     } else {
+        if (pool->fail_malloc)
+            return NULL;
         b = malloc(sizeof(*b) + RW_OUTQ_BLOCK_BYTES);
         if (!b)
             return NULL;
@@ -139,6 +142,7 @@ int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const v
 
 size_t rw__outq_gather(const struct rw_outq *q, struct iovec *iov, size_t iov_max)
 {
+    RW_ASSERT(iov_max > 0);
     size_t count = 0;
     for (struct rw_block *b = q->head; b && count < iov_max; b = b->next) {
         if (b->end == b->start)

@@ -25,6 +25,7 @@ struct rw_block_pool {
     uint32_t free_count;
     uint32_t free_max;
     uint64_t blocks_live; /* blocks handed out and not yet returned */
+    bool fail_malloc;     /* test hook: fresh blocks fail as if out of memory; cached ones serve */
 };
 
 struct rw_outq {

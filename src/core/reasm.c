@@ -82,7 +82,9 @@ static ssize_t complete_pending(struct rw_reasm *r, const uint8_t *data, size_t 
     if (payload > max_bytes)
         return -EMSGSIZE;
     uint32_t total = RW_FRAME_HEADER_BYTES + payload;
-    ssize_t n = take(r, data + used, len - used, total - r->len, limit);
+    RW_ASSERT(r->len <= total);
+    /* Cap at this frame's size too: no geometric overshoot past what it can use. */
+    ssize_t n = take(r, data + used, len - used, total - r->len, total);
     if (n < 0)
         return n;
     used += (size_t)n;
@@ -97,6 +99,13 @@ int rw__reasm_feed(struct rw_reasm *r, const uint8_t *data, size_t len, uint32_t
                    rw_frame_fn fn, void *ctx)
 {
     RW_ASSERT(r->len <= r->cap);
+    RW_ASSERT(max_bytes <= RW_FRAME_MAX_BYTES_CEILING);
+    RW_ASSERT(fn != NULL);
+    /* Nothing to do, and data may be NULL: no pointer arithmetic on it below. A pending
+     * complete header cannot be waiting here: it was checked and, for an empty payload,
+     * delivered when it arrived. */
+    if (len == 0)
+        return 0;
     size_t off = 0;
     if (r->len > 0) {
         int fn_rc = 0;
@@ -125,10 +134,15 @@ int rw__reasm_feed(struct rw_reasm *r, const uint8_t *data, size_t len, uint32_t
     }
     if (off == len)
         return 0;
-    /* A trailing partial frame: keep its bytes (header check already passed if complete). */
+    /* A trailing partial frame: keep its bytes (header check already passed if complete).
+     * The buffer is bounded by this frame's size when its header is here, else by 4 + max. */
     RW_ASSERT(r->len == 0);
-    ssize_t n = take(r, data + off, len - off, (uint32_t)(len - off),
-                     RW_FRAME_HEADER_BYTES + max_bytes);
+    size_t rest = len - off;
+    uint32_t limit = RW_FRAME_HEADER_BYTES + max_bytes;
+    if (rest >= RW_FRAME_HEADER_BYTES)
+        limit = RW_FRAME_HEADER_BYTES + header_len(data + off);
+    RW_ASSERT(rest < limit);
+    ssize_t n = take(r, data + off, rest, (uint32_t)rest, limit);
     return n < 0 ? (int)n : 0;
 }
 

@@ -77,7 +77,8 @@ void rw__wheel_cancel(struct rw_wheel *w, struct rw_timer *t)
     w->armed--;
 }
 
-/* Fire the due timers of one slot; others stay. The slot is detached first so callbacks may re-arm. */
+/* Fire the due timers of one slot; others stay. The slot is detached first so that
+ * callbacks may re-arm (into it, even) or cancel timers still waiting in it. */
 static uint32_t fire_slot(struct rw_wheel *w, struct rw_timer *slot, uint64_t now_ms,
                           rw_timer_fn fn, void *ctx)
 {

@@ -1,0 +1,411 @@
+/*
+ * Integration tests of the server's limits and of peers that misbehave: idle
+ * and slow-frame peers are reaped while active ones are not; --max-conns
+ * closes the surplus at once and frees its slot; thousands of simultaneous
+ * connections are all served; a peer that never reads is paused at
+ * --write-buffer with bounded memory while others are served; running out of
+ * descriptors does not turn into a busy loop and accepting resumes after.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+#define MANY_CONNS       2000
+#define FLOOD_CLIENTS    150
+#define PUSH_FRAME_BYTES 65536u /* header + payload of each frame pushed at a non-reader */
+#define PUSH_LIMIT_BYTES (128u << 20)
+#define PUSH_BOUND_BYTES (64u << 20)
+#define RSS_GROWTH_KIB   (32l << 10)
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Non-blocking: has the peer closed (EOF or RST) already? */
+static bool closed_now(int fd)
+{
+    return h_expect_close(fd, 0) == 0;
+}
+
+START_TEST(test_limits_idle_reap)
+{
+    struct h_server srv;
+    const char *args[] = {"--idle-timeout", "300ms", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    int idle = h_connect_ok(&srv);
+    int active = h_connect_ok(&srv);
+    int64_t t0 = h_now_ms(), idle_closed_ms = -1;
+    uint8_t payload[32];
+    for (int i = 0; i < 15; i++) {
+        h_fill(payload, sizeof(payload), (uint32_t)i);
+        h_echo_ok(active, payload, sizeof(payload), 1000);
+        if (idle_closed_ms < 0 && closed_now(idle))
+            idle_closed_ms = h_now_ms() - t0;
+        int64_t next = t0 + (i + 1) * 100;
+        if (next > h_now_ms())
+            sleep_ms((int)(next - h_now_ms()));
+    }
+    /* The active connection survived 1.5 s of 100 ms gaps with a 300 ms idle timeout. */
+    h_echo_ok(active, payload, sizeof(payload), 1000);
+    ck_assert_msg(idle_closed_ms >= 0 || h_expect_close(idle, 500) == 0,
+                  "an idle connection was not reaped within 2 s (--idle-timeout 300ms)");
+    if (idle_closed_ms >= 0)
+        ck_assert_msg(idle_closed_ms >= 250, "idle connection closed after only %lld ms",
+                      (long long)idle_closed_ms);
+    ck_assert_int_eq(h_stat_ok(&srv, "reaped_idle"), 1);
+    close(idle);
+    close(active);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+START_TEST(test_limits_frame_timeout)
+{
+    struct h_server srv;
+    const char *args[] = {"--frame-timeout", "500ms", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+
+    /* A frame completed well within the limit, one byte per 30 ms, is answered. */
+    int slow = h_connect_ok(&srv);
+    uint8_t frame[H_FRAME_HDR + 10];
+    uint8_t payload[10];
+    h_fill(payload, sizeof(payload), 8);
+    h_build_frame(frame, payload, sizeof(payload));
+    for (size_t i = 0; i < sizeof(frame); i++) {
+        ck_assert_int_eq(h_send_all(slow, frame + i, 1, 1000), 0);
+        sleep_ms(30);
+    }
+    uint8_t reply[sizeof(frame)];
+    ck_assert_int_eq(h_recv_exact(slow, reply, sizeof(reply), 2000), 0);
+    ck_assert_mem_eq(reply, frame, sizeof(frame));
+
+    /* A 1000-byte frame dribbled at one byte per 100 ms is cut off (not idle: bytes keep coming).
+     */
+    int drip = h_connect_ok(&srv);
+    uint8_t hdr[H_FRAME_HDR];
+    h_put_header(hdr, 1000);
+    int64_t t0 = h_now_ms(), closed_ms = -1;
+    ck_assert_int_eq(h_send_all(drip, hdr, sizeof(hdr), 1000), 0);
+    for (int i = 0; i < 40 && closed_ms < 0; i++) {
+        sleep_ms(100);
+        uint8_t b = (uint8_t)i;
+        if (closed_now(drip) || send(drip, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+            closed_ms = h_now_ms() - t0;
+    }
+    ck_assert_msg(closed_ms >= 0,
+                  "a frame dribbled for 4 s was not cut off (--frame-timeout 500ms)");
+    ck_assert_msg(closed_ms >= 400 && closed_ms <= 2500,
+                  "dribbling peer closed after %lld ms (--frame-timeout 500ms)",
+                  (long long)closed_ms);
+    /* The slow-but-complete peer is still served. */
+    h_echo_ok(slow, payload, sizeof(payload), 1000);
+    close(drip);
+    close(slow);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+START_TEST(test_limits_max_conns)
+{
+    struct h_server srv;
+    const char *args[] = {"--max-conns", "5", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    int fds[5];
+    uint8_t payload[64];
+    h_fill(payload, sizeof(payload), 1);
+    for (int i = 0; i < 5; i++) {
+        fds[i] = h_connect_ok(&srv);
+        h_echo_ok(fds[i], payload, sizeof(payload), 2000);
+    }
+    int sixth = h_connect_ok(&srv);
+    int rc = h_expect_close(sixth, 1000);
+    ck_assert_msg(rc == 0, "the 6th connection with --max-conns 5 was not closed at once: %s",
+                  rc == -EPROTO ? "it got data" : strerror(-rc));
+    close(sixth);
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_msg(h_stat_get(line, "rejected_limit") == 1, "rejected_limit: %s", line);
+    ck_assert_msg(h_stat_get(line, "conns_open") == 5, "conns_open: %s", line);
+
+    close(fds[0]);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 4, 3000), 4);
+    fds[0] = h_connect_ok(&srv);
+    h_echo_ok(fds[0], payload, sizeof(payload), 2000);
+    for (int i = 1; i < 5; i++)
+        h_echo_ok(fds[i], payload, sizeof(payload), 2000);
+    ck_assert_int_eq(h_stat_ok(&srv, "rejected_limit"), 1);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* Start a non-blocking connect to the server's loopback address; fd or -errno. */
+static int connect_start(const struct h_server *srv)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* Wait until every socket in fds is connected (writable, no error); returns how many are. */
+static int wait_connected(int *fds, int count, int timeout_ms)
+{
+    struct pollfd *p = calloc((size_t)count, sizeof(*p));
+    ck_assert_ptr_nonnull(p);
+    int done = 0;
+    for (int i = 0; i < count; i++)
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+    int64_t deadline = h_now_ms() + timeout_ms;
+    while (done < count && h_now_ms() < deadline) {
+        int n = poll(p, (nfds_t)count, 100);
+        for (int i = 0; n > 0 && i < count; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            int err = 0;
+            socklen_t el = sizeof(err);
+            getsockopt(p[i].fd, SOL_SOCKET, SO_ERROR, &err, &el);
+            ck_assert_msg(err == 0, "connection %d failed: %s", i, strerror(err));
+            p[i].fd = -1;
+            done++;
+        }
+    }
+    free(p);
+    return done;
+}
+
+START_TEST(test_limits_thousands_of_conns)
+{
+    struct rlimit rl;
+    ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+    int count = MANY_CONNS;
+    if (rl.rlim_cur < (rlim_t)MANY_CONNS + 100) {
+        count = (int)rl.rlim_cur - 100;
+        fprintf(stderr, "test_limits_thousands_of_conns: RLIMIT_NOFILE %lu, using %d conns\n",
+                (unsigned long)rl.rlim_cur, count);
+    }
+    ck_assert_int_ge(count, 500);
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    int *fds = calloc((size_t)count, sizeof(int));
+    size_t *got = calloc((size_t)count, sizeof(size_t));
+    struct pollfd *p = calloc((size_t)count, sizeof(*p));
+    ck_assert(fds && got && p);
+    for (int i = 0; i < count; i++) {
+        fds[i] = connect_start(&srv);
+        ck_assert_msg(fds[i] >= 0, "socket/connect %d: %s", i, strerror(-fds[i]));
+    }
+    ck_assert_int_eq(wait_connected(fds, count, 10000), count);
+
+    /* Each sends one 16-byte frame naming itself; every echo must come back to its sender. */
+    enum { PAYLOAD = 16, FRAME = H_FRAME_HDR + PAYLOAD };
+    uint8_t(*replies)[FRAME] = calloc((size_t)count, FRAME);
+    ck_assert_ptr_nonnull(replies);
+    for (int i = 0; i < count; i++) {
+        uint8_t frame[FRAME], payload[PAYLOAD];
+        h_fill(payload, PAYLOAD, (uint32_t)i + 1000u);
+        memcpy(payload, &i, sizeof(i));
+        h_build_frame(frame, payload, PAYLOAD);
+        ck_assert_int_eq(send(fds[i], frame, FRAME, MSG_NOSIGNAL), FRAME);
+        p[i] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    }
+    int done = 0;
+    int64_t deadline = h_now_ms() + 20000;
+    while (done < count && h_now_ms() < deadline) {
+        int n = poll(p, (nfds_t)count, 100);
+        for (int i = 0; n > 0 && i < count; i++) {
+            if (p[i].fd < 0 || !p[i].revents)
+                continue;
+            ssize_t r = recv(fds[i], replies[i] + got[i], FRAME - got[i], MSG_DONTWAIT);
+            if (r < 0 && errno == EAGAIN)
+                continue;
+            ck_assert_msg(r > 0, "connection %d of %d closed or failed (%zd) before its echo", i,
+                          count, r);
+            got[i] += (size_t)r;
+            if (got[i] == FRAME) {
+                p[i].fd = -1;
+                done++;
+            }
+        }
+    }
+    ck_assert_msg(done == count, "only %d of %d simultaneous connections got their echo", done,
+                  count);
+    for (int i = 0; i < count; i++) {
+        uint8_t frame[FRAME], payload[PAYLOAD];
+        h_fill(payload, PAYLOAD, (uint32_t)i + 1000u);
+        memcpy(payload, &i, sizeof(i));
+        h_build_frame(frame, payload, PAYLOAD);
+        ck_assert_msg(memcmp(replies[i], frame, FRAME) == 0, "connection %d got a wrong echo", i);
+    }
+    ck_assert_int_eq(h_stat_ok(&srv, "conns_open"), count);
+    for (int i = 0; i < count; i++)
+        close(fds[i]);
+    int64_t open = h_wait_stat_eq(&srv, "conns_open", 0, 5000);
+    ck_assert_msg(open == 0, "conns_open stays %lld after %d clients closed", (long long)open,
+                  count);
+    free(replies);
+    free(p);
+    free(got);
+    free(fds);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* Frame k of the stream pushed at the server: PUSH_FRAME_BYTES with a header. */
+static void push_frame(uint8_t *buf, uint32_t k)
+{
+    h_put_header(buf, PUSH_FRAME_BYTES - H_FRAME_HDR);
+    h_fill(buf + H_FRAME_HDR, PUSH_FRAME_BYTES - H_FRAME_HDR, k * 7919u + 3u);
+}
+
+START_TEST(test_limits_never_reads)
+{
+    struct h_server srv;
+    const char *args[] = {"--write-buffer", "256K", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    uint8_t *frame = malloc(PUSH_FRAME_BYTES), *reply = malloc(PUSH_FRAME_BYTES);
+    ck_assert(frame && reply);
+
+    /* Warm the server's buffers up so the baseline is not its first touch. */
+    int other = h_connect_ok(&srv);
+    push_frame(frame, 0);
+    for (int i = 0; i < 8; i++)
+        h_echo_ok(other, frame + H_FRAME_HDR, PUSH_FRAME_BYTES - H_FRAME_HDR, 3000);
+    long rss0 = h_rss_kib(srv.pid);
+    ck_assert_int_gt(rss0, 0);
+
+    int fd = h_connect_ok(&srv);
+    int small = 64 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    /* Push frames without ever reading until the server stops taking them for 500 ms. */
+    size_t sent = 0;
+    uint32_t k = 0;
+    push_frame(frame, k);
+    int64_t give_up = h_now_ms() + 20000;
+    while (sent < PUSH_LIMIT_BYTES && h_now_ms() < give_up) {
+        size_t off = sent % PUSH_FRAME_BYTES;
+        ssize_t n = send(fd, frame + off, PUSH_FRAME_BYTES - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            if (sent % PUSH_FRAME_BYTES == 0)
+                push_frame(frame, ++k);
+            continue;
+        }
+        ck_assert_msg(n < 0 && errno == EAGAIN, "send to a paused server failed: %s",
+                      strerror(errno));
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 500) == 0)
+            break; /* EAGAIN persists: the server has stopped reading from us */
+    }
+    long rss1 = h_rss_kib(srv.pid);
+    ck_assert_msg(sent < PUSH_BOUND_BYTES,
+                  "the server kept reading from a peer that never reads (%zu bytes taken, "
+                  "--write-buffer 256K)",
+                  sent);
+    ck_assert_msg(rss1 - rss0 < RSS_GROWTH_KIB, "server RSS grew %ld KiB (from %ld KiB)",
+                  rss1 - rss0, rss0);
+    ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
+
+    /* Others are served promptly meanwhile, old and new connections alike. */
+    int64_t t0 = h_now_ms();
+    h_echo_ok(other, frame + H_FRAME_HDR, 1000, 1000);
+    int fresh = h_connect_ok(&srv);
+    h_echo_ok(fresh, frame + H_FRAME_HDR, 1000, 1000);
+    ck_assert_int_lt(h_now_ms() - t0, 1000);
+
+    /* Once it reads, every complete frame it pushed comes back, in order. */
+    uint32_t frames = (uint32_t)(sent / PUSH_FRAME_BYTES);
+    for (uint32_t i = 0; i < frames; i++) {
+        int rc = h_recv_exact(fd, reply, PUSH_FRAME_BYTES, 5000);
+        ck_assert_msg(rc == 0, "reply %u of %u after resuming reads: %s", i, frames, strerror(-rc));
+        push_frame(frame, i);
+        ck_assert_msg(memcmp(reply, frame, PUSH_FRAME_BYTES) == 0, "reply %u of %u differs", i,
+                      frames);
+    }
+    close(fresh);
+    close(fd);
+    close(other);
+    free(reply);
+    free(frame);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+START_TEST(test_limits_out_of_fds_no_busy_loop)
+{
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.nofile = 64});
+    int first = h_connect_ok(&srv);
+    uint8_t payload[100];
+    h_fill(payload, sizeof(payload), 4);
+    h_echo_ok(first, payload, sizeof(payload), 2000);
+
+    int fds[FLOOD_CLIENTS];
+    for (int i = 0; i < FLOOD_CLIENTS; i++) {
+        fds[i] = connect_start(&srv);
+        ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, strerror(-fds[i]));
+    }
+    /* They complete in the kernel's backlog whether or not the server can accept them. */
+    wait_connected(fds, FLOOD_CLIENTS, 5000);
+    sleep_ms(200);
+    long cpu0 = h_cpu_ms(srv.pid);
+    sleep_ms(2000);
+    long cpu1 = h_cpu_ms(srv.pid);
+    /* The overload was real: 64 descriptors cannot hold every client. */
+    int64_t accepted = h_stat_ok(&srv, "accepted");
+    ck_assert_msg(accepted < FLOOD_CLIENTS, "%lld of %d accepted under RLIMIT_NOFILE 64",
+                  (long long)accepted, FLOOD_CLIENTS + 1);
+    ck_assert_msg(h_alive(&srv), "server died out of descriptors: %s", h_log_tail(&srv));
+    ck_assert_int_ge(cpu0, 0);
+    ck_assert_msg(cpu1 - cpu0 < 500,
+                  "server used %ld ms of CPU in 2 s while out of descriptors (busy loop?)",
+                  cpu1 - cpu0);
+    /* A connection accepted before the overload is still served during it. */
+    h_echo_ok(first, payload, sizeof(payload), 1000);
+
+    for (int i = 0; i < FLOOD_CLIENTS; i++)
+        close(fds[i]);
+    /* Descriptors free up as those close; accepting resumes. */
+    int fd = h_connect_ok(&srv);
+    h_echo_ok(fd, payload, sizeof(payload), 5000);
+    close(fd);
+    close(first);
+    ck_assert_msg(h_alive(&srv), "server died: %s", h_log_tail(&srv));
+    h_stop_ok(&srv);
+}
+END_TEST
+
+int main(void)
+{
+    h_init(150);
+    h_skip_if_unavailable();
+    Suite *s = suite_create("limits");
+    h_add_case(s, "test_limits_idle_reap", test_limits_idle_reap, 30);
+    h_add_case(s, "test_limits_frame_timeout", test_limits_frame_timeout, 30);
+    h_add_case(s, "test_limits_max_conns", test_limits_max_conns, 30);
+    h_add_case(s, "test_limits_thousands_of_conns", test_limits_thousands_of_conns, 60);
+    h_add_case(s, "test_limits_never_reads", test_limits_never_reads, 60);
+    h_add_case(s, "test_limits_out_of_fds_no_busy_loop", test_limits_out_of_fds_no_busy_loop, 30);
+    return h_run_suite(s);
+}

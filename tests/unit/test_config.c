@@ -1,0 +1,801 @@
+/*
+ * Unit tests for the command-line configuration (src/core/config.c): defaults,
+ * every option in both "--opt value" and "--opt=value" form, the size,
+ * duration and listen-address syntaxes, and every kind of bad input, which
+ * must come back as -EINVAL with a message that names the option first.
+ */
+#include <arpa/inet.h>
+#include <check.h>
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "rw_limits.h"
+
+#define ARGS_MAX    32
+#define ARENA_BYTES 16384
+
+/*
+ * argv for rw__config_parse is char *const[]; string literals are const under
+ * -Wwrite-strings, so the strings are copied here. They stay valid until the
+ * next parse, which matters because cfg->stats_json_path points into argv.
+ */
+static char arena[ARENA_BYTES];
+static char *args[ARGS_MAX + 1];
+static char err[512];
+
+__attribute__((sentinel)) static int parse_args(struct rw_config *cfg, const char *first, ...)
+{
+    size_t used = 0;
+    int argc = 0;
+    va_list ap;
+    va_start(ap, first);
+    for (const char *a = "ringwire"; a != NULL; a = argc == 1 ? first : va_arg(ap, const char *)) {
+        size_t len = strlen(a) + 1;
+        ck_assert_uint_le(used + len, sizeof(arena));
+        ck_assert_int_lt(argc, ARGS_MAX);
+        memcpy(arena + used, a, len);
+        args[argc++] = arena + used;
+        used += len;
+    }
+    va_end(ap);
+    args[argc] = NULL;
+    memset(err, 0, sizeof(err));
+    int rc = rw__config_parse(cfg, argc, args, err, sizeof(err));
+    ck_assert(rc == 0 || rc == -EINVAL);
+    if (rc == 0)
+        ck_assert_str_eq(err, "");
+    else
+        ck_assert_uint_gt(strlen(err), 0);
+    return rc;
+}
+
+#define PARSE(cfg, ...) parse_args((cfg), __VA_ARGS__, (const char *)NULL)
+
+/* Parse one "--opt value" and the same as "--opt=value"; both must succeed alike. */
+static void parse_both(struct rw_config *cfg, const char *opt, const char *value)
+{
+    char joined[PATH_MAX + 64];
+    snprintf(joined, sizeof(joined), "%s=%s", opt, value);
+    struct rw_config spaced;
+    ck_assert_msg(PARSE(&spaced, opt, value) == 0, "%s %s: %s", opt, value, err);
+    ck_assert_msg(PARSE(cfg, joined) == 0, "%s: %s", joined, err);
+    if (spaced.stats_json_path != NULL) {
+        /* Points into different argv copies; compare contents, then the rest. */
+        ck_assert_str_eq(spaced.stats_json_path, cfg->stats_json_path);
+        spaced.stats_json_path = cfg->stats_json_path;
+    }
+    ck_assert_msg(memcmp(&spaced, cfg, sizeof(spaced)) == 0, "%s: forms differ", opt);
+}
+
+/* value for opt is rejected in both forms, with a message "opt: ...containing...". */
+static void expect_bad(const char *opt, const char *value, const char *containing)
+{
+    struct rw_config cfg;
+    char joined[PATH_MAX + 64];
+    char prefix[64];
+    snprintf(joined, sizeof(joined), "%s=%s", opt, value);
+    snprintf(prefix, sizeof(prefix), "%s: ", opt);
+    for (int form = 0; form < 2; form++) {
+        int rc = form == 0 ? PARSE(&cfg, opt, value) : PARSE(&cfg, joined);
+        ck_assert_msg(rc == -EINVAL, "%s '%s' accepted", opt, value);
+        ck_assert_msg(strncmp(err, prefix, strlen(prefix)) == 0, "'%s' does not start with '%s'",
+                      err, prefix);
+        if (containing != NULL)
+            ck_assert_msg(strstr(err, containing) != NULL, "'%s' lacks '%s'", err, containing);
+    }
+}
+
+static void assert_v4(const struct sockaddr_storage *ss, socklen_t len, const char *ip,
+                      uint16_t port)
+{
+    const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+    char text[INET_ADDRSTRLEN];
+    ck_assert_int_eq(ss->ss_family, AF_INET);
+    ck_assert_uint_eq(len, sizeof(struct sockaddr_in));
+    ck_assert_ptr_nonnull(inet_ntop(AF_INET, &a4->sin_addr, text, sizeof(text)));
+    ck_assert_str_eq(text, ip);
+    ck_assert_uint_eq(ntohs(a4->sin_port), port);
+}
+
+static void assert_v6(const struct sockaddr_storage *ss, socklen_t len, const char *ip,
+                      uint16_t port)
+{
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+    char text[INET6_ADDRSTRLEN];
+    ck_assert_int_eq(ss->ss_family, AF_INET6);
+    ck_assert_uint_eq(len, sizeof(struct sockaddr_in6));
+    ck_assert_ptr_nonnull(inet_ntop(AF_INET6, &a6->sin6_addr, text, sizeof(text)));
+    ck_assert_str_eq(text, ip);
+    ck_assert_uint_eq(ntohs(a6->sin6_port), port);
+}
+
+START_TEST(test_config_defaults)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, NULL), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
+    ck_assert_str_eq(cfg.listen_text, "127.0.0.1:7000");
+    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "127.0.0.1", 7000);
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    uint32_t want = cpus < 1 ? 1 : cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus;
+    ck_assert_uint_eq(cfg.threads, want);
+    ck_assert_uint_ge(cfg.threads, 1);
+    ck_assert(!cfg.cpu_affinity);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 60000);
+    ck_assert_uint_eq(cfg.frame_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg.max_frame_bytes, 1u << 20);
+    ck_assert_uint_eq(cfg.max_conns, 10000);
+    ck_assert_uint_eq(cfg.backlog, 4096);
+    ck_assert_uint_eq(cfg.write_buffer_bytes, 4u << 20);
+    ck_assert_uint_eq(cfg.drain_timeout_ms, 10000);
+    ck_assert_uint_eq(cfg.stats_interval_ms, 0);
+    ck_assert_ptr_null(cfg.stats_json_path);
+    ck_assert_int_eq(cfg.log_level, RW_LOG_INFO);
+    ck_assert_uint_eq(cfg.buf_count, RW_URING_BUF_COUNT_DEFAULT);
+    ck_assert_uint_eq(cfg.buf_size_bytes, RW_URING_BUF_SIZE_DEFAULT);
+
+    /* rw__config_defaults alone gives the same as parsing no options. */
+    struct rw_config d;
+    memset(&d, 0xa5, sizeof(d));
+    rw__config_defaults(&d);
+    ck_assert_int_eq(memcmp(&d, &cfg, sizeof(d)), 0);
+}
+END_TEST
+
+START_TEST(test_config_every_option_both_forms)
+{
+    struct rw_config cfg;
+    parse_both(&cfg, "--backend", "uring");
+    ck_assert_int_eq(cfg.backend, RW_BACKEND_URING);
+    parse_both(&cfg, "--backend", "epoll");
+    ck_assert_int_eq(cfg.backend, RW_BACKEND_EPOLL);
+    parse_both(&cfg, "--backend", "auto");
+    ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
+    parse_both(&cfg, "--listen", "0.0.0.0:8080");
+    ck_assert_str_eq(cfg.listen_text, "0.0.0.0:8080");
+    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "0.0.0.0", 8080);
+    parse_both(&cfg, "--listen", "[::1]:9000");
+    ck_assert_str_eq(cfg.listen_text, "[::1]:9000");
+    assert_v6(&cfg.listen_addr, cfg.listen_addr_len, "::1", 9000);
+    parse_both(&cfg, "--threads", "3");
+    ck_assert_uint_eq(cfg.threads, 3);
+    parse_both(&cfg, "--idle-timeout", "5s");
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 5000);
+    parse_both(&cfg, "--frame-timeout", "250ms");
+    ck_assert_uint_eq(cfg.frame_timeout_ms, 250);
+    parse_both(&cfg, "--max-frame", "64K");
+    ck_assert_uint_eq(cfg.max_frame_bytes, 64u << 10);
+    parse_both(&cfg, "--max-conns", "123");
+    ck_assert_uint_eq(cfg.max_conns, 123);
+    parse_both(&cfg, "--backlog", "17");
+    ck_assert_uint_eq(cfg.backlog, 17);
+    parse_both(&cfg, "--write-buffer", "8M");
+    ck_assert_uint_eq(cfg.write_buffer_bytes, 8u << 20);
+    parse_both(&cfg, "--drain-timeout", "2m");
+    ck_assert_uint_eq(cfg.drain_timeout_ms, 120000);
+    parse_both(&cfg, "--stats-interval", "1");
+    ck_assert_uint_eq(cfg.stats_interval_ms, 1000);
+    parse_both(&cfg, "--stats-json", "/tmp/stats.json");
+    ck_assert_str_eq(cfg.stats_json_path, "/tmp/stats.json");
+    parse_both(&cfg, "--log-level", "error");
+    ck_assert_int_eq(cfg.log_level, RW_LOG_ERROR);
+    parse_both(&cfg, "--log-level", "warn");
+    ck_assert_int_eq(cfg.log_level, RW_LOG_WARN);
+    parse_both(&cfg, "--log-level", "info");
+    ck_assert_int_eq(cfg.log_level, RW_LOG_INFO);
+    parse_both(&cfg, "--log-level", "debug");
+    ck_assert_int_eq(cfg.log_level, RW_LOG_DEBUG);
+    parse_both(&cfg, "--buf-count", "256");
+    ck_assert_uint_eq(cfg.buf_count, 256);
+    parse_both(&cfg, "--buf-size", "4K");
+    ck_assert_uint_eq(cfg.buf_size_bytes, 4096);
+}
+END_TEST
+
+START_TEST(test_config_many_options_together)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--backend", "epoll", "--listen=[::]:0", "--threads", "2",
+                           "--cpu-affinity", "--max-frame=0", "--idle-timeout", "0",
+                           "--frame-timeout=0", "--log-level", "debug"),
+                     0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(cfg.backend, RW_BACKEND_EPOLL);
+    assert_v6(&cfg.listen_addr, cfg.listen_addr_len, "::", 0);
+    ck_assert_uint_eq(cfg.threads, 2);
+    ck_assert(cfg.cpu_affinity);
+    ck_assert_uint_eq(cfg.max_frame_bytes, 0);
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 0);
+    ck_assert_uint_eq(cfg.frame_timeout_ms, 0);
+    ck_assert_int_eq(cfg.log_level, RW_LOG_DEBUG);
+    /* Untouched options keep their defaults. */
+    ck_assert_uint_eq(cfg.max_conns, 10000);
+    ck_assert_uint_eq(cfg.drain_timeout_ms, 10000);
+}
+END_TEST
+
+START_TEST(test_config_later_option_wins)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "--threads=5", "--listen", "1.2.3.4:1",
+                           "--listen", "5.6.7.8:2"),
+                     0);
+    ck_assert_uint_eq(cfg.threads, 5);
+    ck_assert_str_eq(cfg.listen_text, "5.6.7.8:2");
+    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "5.6.7.8", 2);
+}
+END_TEST
+
+START_TEST(test_config_flags)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity"), 0);
+    ck_assert(cfg.cpu_affinity);
+    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(PARSE(&cfg, "--probe"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_PROBE);
+    ck_assert_int_eq(PARSE(&cfg, "--probe", "--log-level", "debug"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_PROBE);
+    ck_assert_int_eq(cfg.log_level, RW_LOG_DEBUG);
+    /* A flag given a value is an error naming the flag. */
+    ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity=yes"), -EINVAL);
+    ck_assert_str_eq(err, "--cpu-affinity: takes no value");
+    ck_assert_int_eq(PARSE(&cfg, "--probe=1"), -EINVAL);
+    ck_assert_str_eq(err, "--probe: takes no value");
+    ck_assert_int_eq(PARSE(&cfg, "--help=1"), -EINVAL);
+    ck_assert_str_eq(err, "--help: takes no value");
+}
+END_TEST
+
+START_TEST(test_config_sizes)
+{
+    uint64_t v = 7;
+    ck_assert_int_eq(rw__parse_size("0", &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(rw__parse_size("123", &v), 0);
+    ck_assert_uint_eq(v, 123);
+    ck_assert_int_eq(rw__parse_size("4K", &v), 0);
+    ck_assert_uint_eq(v, 4096);
+    ck_assert_int_eq(rw__parse_size("4k", &v), 0);
+    ck_assert_uint_eq(v, 4096);
+    ck_assert_int_eq(rw__parse_size("1M", &v), 0);
+    ck_assert_uint_eq(v, 1ull << 20);
+    ck_assert_int_eq(rw__parse_size("1m", &v), 0);
+    ck_assert_uint_eq(v, 1ull << 20);
+    ck_assert_int_eq(rw__parse_size("2G", &v), 0);
+    ck_assert_uint_eq(v, 2ull << 30);
+    ck_assert_int_eq(rw__parse_size("3g", &v), 0);
+    ck_assert_uint_eq(v, 3ull << 30);
+    ck_assert_int_eq(rw__parse_size("0K", &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(rw__parse_size("007", &v), 0);
+    ck_assert_uint_eq(v, 7);
+    ck_assert_int_eq(rw__parse_size("18446744073709551615", &v), 0);
+    ck_assert_uint_eq(v, UINT64_MAX);
+
+    /* Overflow: of the number itself, and of the scaled value. */
+    v = 42;
+    ck_assert_int_eq(rw__parse_size("18446744073709551616", &v), -ERANGE);
+    ck_assert_int_eq(rw__parse_size("99999999999999999999999", &v), -ERANGE);
+    ck_assert_int_eq(rw__parse_size("17179869184G", &v), -ERANGE); /* 2^34 G = 2^64 */
+    ck_assert_int_eq(rw__parse_size("17179869183G", &v), 0);
+    ck_assert_uint_eq(v, 17179869183ull << 30);
+    ck_assert_int_eq(rw__parse_size("18014398509481984K", &v), -ERANGE); /* 2^54 K */
+    ck_assert_int_eq(rw__parse_size("99999999999999999999999M", &v), -ERANGE);
+
+    /* Junk, signs, spaces, empty: -EINVAL, even when the digits also overflow. */
+    static const char *const bad[] = {
+        "",
+        "abc",
+        "K",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "1KB",
+        "1KiB",
+        "1T",
+        "1.5M",
+        "0x10",
+        "1e3",
+        "1KK",
+        "--5",
+        "1,000",
+        "9999999999999999999999x",
+        "M1",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 42;
+        ck_assert_msg(rw__parse_size(bad[i], &v) == -EINVAL, "'%s' not -EINVAL", bad[i]);
+        ck_assert_uint_eq(v, 42); /* untouched on error */
+    }
+}
+END_TEST
+
+START_TEST(test_config_durations)
+{
+    uint64_t v = 7;
+    ck_assert_int_eq(rw__parse_duration_ms("250ms", &v), 0);
+    ck_assert_uint_eq(v, 250);
+    ck_assert_int_eq(rw__parse_duration_ms("0ms", &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(rw__parse_duration_ms("10s", &v), 0);
+    ck_assert_uint_eq(v, 10000);
+    ck_assert_int_eq(rw__parse_duration_ms("2m", &v), 0);
+    ck_assert_uint_eq(v, 120000);
+    ck_assert_int_eq(rw__parse_duration_ms("5", &v), 0);
+    ck_assert_uint_eq(v, 5000);
+    ck_assert_int_eq(rw__parse_duration_ms("0", &v), 0);
+    ck_assert_uint_eq(v, 0);
+    ck_assert_int_eq(rw__parse_duration_ms("18446744073709551615ms", &v), 0);
+    ck_assert_uint_eq(v, UINT64_MAX);
+
+    v = 42;
+    ck_assert_int_eq(rw__parse_duration_ms("18446744073709551616ms", &v), -ERANGE);
+    ck_assert_int_eq(rw__parse_duration_ms("18446744073709551615s", &v), -ERANGE);
+    ck_assert_int_eq(rw__parse_duration_ms("18446744073709552", &v), -ERANGE); /* bare = s */
+    ck_assert_int_eq(rw__parse_duration_ms("307445734561825861m", &v), -ERANGE);
+    ck_assert_uint_eq(v, 42);
+
+    static const char *const bad[] = {
+        "",
+        "s",
+        "ms",
+        "abc",
+        "-1s",
+        "+1s",
+        " 1s",
+        "1s ",
+        "1h",
+        "1S",
+        "1sec",
+        "1.5s",
+        "1mss",
+        "1 s",
+        "1d",
+        "0x1s",
+        "99999999999999999999999h",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        v = 42;
+        ck_assert_msg(rw__parse_duration_ms(bad[i], &v) == -EINVAL, "'%s' not -EINVAL", bad[i]);
+        ck_assert_uint_eq(v, 42);
+    }
+}
+END_TEST
+
+START_TEST(test_config_listen_ipv4)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    ck_assert_int_eq(rw__parse_listen("127.0.0.1:7000", &ss, &len), 0);
+    assert_v4(&ss, len, "127.0.0.1", 7000);
+    ck_assert_int_eq(rw__parse_listen("0.0.0.0:80", &ss, &len), 0);
+    assert_v4(&ss, len, "0.0.0.0", 80);
+    ck_assert_int_eq(rw__parse_listen("10.1.2.3:0", &ss, &len), 0);
+    assert_v4(&ss, len, "10.1.2.3", 0);
+    ck_assert_int_eq(rw__parse_listen("255.255.255.255:65535", &ss, &len), 0);
+    assert_v4(&ss, len, "255.255.255.255", 65535);
+}
+END_TEST
+
+START_TEST(test_config_listen_ipv6)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    ck_assert_int_eq(rw__parse_listen("[::1]:7000", &ss, &len), 0);
+    assert_v6(&ss, len, "::1", 7000);
+    ck_assert_int_eq(rw__parse_listen("[::]:0", &ss, &len), 0);
+    assert_v6(&ss, len, "::", 0);
+    ck_assert_int_eq(rw__parse_listen("[2001:db8::42]:65535", &ss, &len), 0);
+    assert_v6(&ss, len, "2001:db8::42", 65535);
+    ck_assert_int_eq(rw__parse_listen("[::ffff:1.2.3.4]:1", &ss, &len), 0);
+    assert_v6(&ss, len, "::ffff:1.2.3.4", 1);
+}
+END_TEST
+
+START_TEST(test_config_listen_errors)
+{
+    static const char *const bad[] = {
+        "",
+        "127.0.0.1",       /* no port */
+        "127.0.0.1:",      /* empty port */
+        ":7000",           /* no host */
+        "[]:7000",         /* no host */
+        "localhost:7000",  /* no DNS */
+        "256.0.0.1:7000",  /* bad IPv4 */
+        "1.2.3:7000",      /* bad IPv4 */
+        "127.0.0.1:70000", /* port out of range */
+        "127.0.0.1:65536", /* port out of range */
+        "127.0.0.1:-1",    /* sign */
+        "127.0.0.1:+80",   /* sign */
+        "127.0.0.1:80x",   /* junk */
+        "127.0.0.1:99999999999999999999999",
+        "::1:7000",                                         /* IPv6 without brackets */
+        "::1",                                              /* IPv6 without brackets or port */
+        "[::1]",                                            /* no port */
+        "[::1]:",                                           /* empty port */
+        "[::1]7000",                                        /* no ':' after ']' */
+        "[::1:7000",                                        /* no ']' */
+        "[::1]:70000",                                      /* port out of range */
+        "[1.2.3.4]:80",                                     /* IPv4 in brackets */
+        "[::g]:80",                                         /* bad IPv6 */
+        "[fe80::1%lo]:80",                                  /* zone ids are not supported */
+        "[0000:0000:0000:0000:0000:0000:0000:0000:0000]:1", /* too long */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = 1234;
+        ck_assert_msg(rw__parse_listen(bad[i], &ss, &len) == -EINVAL, "'%s' accepted", bad[i]);
+        ck_assert_uint_eq(len, 1234); /* untouched on error */
+        expect_bad("--listen", bad[i], "bad address");
+    }
+    expect_bad("--listen", "127.0.0.1:70000", "port");
+    expect_bad("--listen", "::1:7000", "brackets");
+    expect_bad("--listen", "localhost:7000", "numeric");
+
+    /* A failed --listen leaves the earlier address in place. */
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "1.2.3.4:5", "--listen", "1.2.3.4:70000"), -EINVAL);
+    ck_assert_str_eq(err, "--listen: bad address '1.2.3.4:70000': the port must be a number "
+                          "from 0 to 65535");
+
+    /* Longer than listen_text can hold. */
+    char lng[400];
+    memset(lng, '1', sizeof(lng) - 1);
+    lng[sizeof(lng) - 1] = '\0';
+    expect_bad("--listen", lng, "bad address");
+}
+END_TEST
+
+START_TEST(test_config_bounds)
+{
+    struct rw_config cfg;
+    char text[64];
+
+    snprintf(text, sizeof(text), "%u", RW_THREADS_MAX);
+    parse_both(&cfg, "--threads", text);
+    ck_assert_uint_eq(cfg.threads, RW_THREADS_MAX);
+    parse_both(&cfg, "--threads", "1");
+    ck_assert_uint_eq(cfg.threads, 1);
+
+    parse_both(&cfg, "--max-frame", "1G");
+    ck_assert_uint_eq(cfg.max_frame_bytes, RW_FRAME_MAX_BYTES_CEILING);
+    parse_both(&cfg, "--max-frame", "0");
+    ck_assert_uint_eq(cfg.max_frame_bytes, 0);
+
+    snprintf(text, sizeof(text), "%u", RW_CONNS_MAX);
+    parse_both(&cfg, "--max-conns", text);
+    ck_assert_uint_eq(cfg.max_conns, RW_CONNS_MAX);
+    parse_both(&cfg, "--max-conns", "1");
+    ck_assert_uint_eq(cfg.max_conns, 1);
+
+    snprintf(text, sizeof(text), "%d", INT_MAX);
+    parse_both(&cfg, "--backlog", text);
+    ck_assert_uint_eq(cfg.backlog, INT_MAX);
+    parse_both(&cfg, "--backlog", "1");
+    ck_assert_uint_eq(cfg.backlog, 1);
+
+    parse_both(&cfg, "--write-buffer", "1");
+    ck_assert_uint_eq(cfg.write_buffer_bytes, 1);
+    parse_both(&cfg, "--write-buffer", "1G");
+    ck_assert_uint_eq(cfg.write_buffer_bytes, 1ull << 30);
+
+    parse_both(&cfg, "--buf-count", "1");
+    ck_assert_uint_eq(cfg.buf_count, 1);
+    snprintf(text, sizeof(text), "%u", RW_URING_BUF_COUNT_MAX);
+    parse_both(&cfg, "--buf-count", text);
+    ck_assert_uint_eq(cfg.buf_count, RW_URING_BUF_COUNT_MAX);
+
+    parse_both(&cfg, "--buf-size", "64");
+    ck_assert_uint_eq(cfg.buf_size_bytes, 64);
+    snprintf(text, sizeof(text), "%u", RW_URING_BUF_SIZE_MAX);
+    parse_both(&cfg, "--buf-size", text);
+    ck_assert_uint_eq(cfg.buf_size_bytes, RW_URING_BUF_SIZE_MAX);
+
+    /* Durations: 0 is allowed everywhere; 30 days is the ceiling. */
+    parse_both(&cfg, "--drain-timeout", "0");
+    ck_assert_uint_eq(cfg.drain_timeout_ms, 0);
+    parse_both(&cfg, "--idle-timeout", "43200m");
+    ck_assert_uint_eq(cfg.idle_timeout_ms, 43200ull * 60000);
+    expect_bad("--idle-timeout", "43201m", "exceeds the limit");
+}
+END_TEST
+
+START_TEST(test_config_bad_values)
+{
+    char text[64];
+    expect_bad("--backend", "x", NULL);
+    expect_bad("--backend", "", NULL);
+    expect_bad("--backend", "URING", NULL);
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--backend", "x"), -EINVAL);
+    ck_assert_str_eq(err, "--backend: must be uring, epoll or auto, not 'x'");
+
+    expect_bad("--threads", "0", "below the minimum of 1");
+    snprintf(text, sizeof(text), "%u", RW_THREADS_MAX + 1);
+    expect_bad("--threads", text, "exceeds the limit");
+    expect_bad("--threads", "abc", "invalid number 'abc'");
+    expect_bad("--threads", "-1", "invalid number");
+    expect_bad("--threads", "", "invalid number");
+    expect_bad("--threads", "4x", "invalid number");
+    expect_bad("--threads", "99999999999999999999999", "exceeds the limit");
+
+    static const char *const durations[] = {"--idle-timeout", "--frame-timeout", "--drain-timeout",
+                                            "--stats-interval"};
+    for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
+        expect_bad(durations[i], "abc", "invalid duration 'abc'");
+        expect_bad(durations[i], "", "invalid duration");
+        expect_bad(durations[i], "-1s", "invalid duration");
+        expect_bad(durations[i], "1h", "invalid duration");
+        expect_bad(durations[i], "99999999999999999999999", "exceeds the limit");
+        expect_bad(durations[i], "18446744073709551615m", "exceeds the limit");
+    }
+
+    expect_bad("--max-frame", "abc", "invalid size 'abc' (bytes, or with K, M, G)");
+    expect_bad("--max-frame", "", "invalid size");
+    expect_bad("--max-frame", "-1", "invalid size");
+    ck_assert_int_eq(PARSE(&cfg, "--max-frame", "2G"), -EINVAL);
+    ck_assert_str_eq(err, "--max-frame: 2G exceeds the limit of 1G");
+    expect_bad("--max-frame", "1073741825", "exceeds the limit of 1G");
+    expect_bad("--max-frame", "99999999999999999999G", "exceeds the limit of 1G");
+
+    expect_bad("--max-conns", "0", "below the minimum");
+    snprintf(text, sizeof(text), "%u", RW_CONNS_MAX + 1);
+    expect_bad("--max-conns", text, "exceeds the limit");
+    expect_bad("--max-conns", "1K", "invalid number");
+
+    expect_bad("--backlog", "0", "below the minimum");
+    expect_bad("--backlog", "2147483648", "exceeds the limit of 2147483647");
+    expect_bad("--backlog", "x", "invalid number");
+
+    expect_bad("--write-buffer", "0", "below the minimum of 1");
+    expect_bad("--write-buffer", "1025M", "exceeds the limit of 1G");
+    expect_bad("--write-buffer", "4MB", "invalid size");
+
+    expect_bad("--stats-json", "", "needs a file name");
+    char path[PATH_MAX];
+    memset(path, 'p', sizeof(path) - 1);
+    path[sizeof(path) - 1] = '\0';
+    expect_bad("--stats-json", path, "file name longer than");
+    path[PATH_MAX - sizeof(".tmp")] = '\0';
+    ck_assert_int_eq(PARSE(&cfg, "--stats-json", path), 0);
+    ck_assert_str_eq(cfg.stats_json_path, path);
+
+    expect_bad("--log-level", "verbose", "must be error, warn, info or debug, not 'verbose'");
+    expect_bad("--log-level", "", NULL);
+    expect_bad("--log-level", "2", NULL);
+
+    expect_bad("--buf-count", "0", "below the minimum");
+    expect_bad("--buf-count", "1000", "not a power of two");
+    expect_bad("--buf-count", "3", "not a power of two");
+    snprintf(text, sizeof(text), "%u", RW_URING_BUF_COUNT_MAX * 2);
+    expect_bad("--buf-count", text, "exceeds the limit");
+    expect_bad("--buf-count", "x", "invalid number");
+
+    expect_bad("--buf-size", "63", "below the minimum of 64");
+    expect_bad("--buf-size", "0", "below the minimum");
+    expect_bad("--buf-size", "2M", "exceeds the limit of 1M");
+    expect_bad("--buf-size", "4KiB", "invalid size");
+}
+END_TEST
+
+START_TEST(test_config_unknown_option)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--foo"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '--foo'");
+    ck_assert_int_eq(PARSE(&cfg, "--foo=bar"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '--foo'");
+    ck_assert_int_eq(PARSE(&cfg, "-x"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '-x'");
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "--thread", "3"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '--thread'");
+    /* No prefix matching, no single-dash long options. */
+    ck_assert_int_eq(PARSE(&cfg, "--list", "1.2.3.4:5"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '--list'");
+    ck_assert_int_eq(PARSE(&cfg, "-listen", "1.2.3.4:5"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '-listen'");
+    ck_assert_int_eq(PARSE(&cfg, "--LISTEN", "1.2.3.4:5"), -EINVAL);
+    ck_assert_str_eq(err, "unknown option '--LISTEN'");
+}
+END_TEST
+
+START_TEST(test_config_missing_value)
+{
+    struct rw_config cfg;
+    static const char *const valued[] = {
+        "--backend",        "--listen",     "--threads",   "--idle-timeout", "--frame-timeout",
+        "--max-frame",      "--max-conns",  "--backlog",   "--write-buffer", "--drain-timeout",
+        "--stats-interval", "--stats-json", "--log-level", "--buf-count",    "--buf-size",
+    };
+    char want[64];
+    for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++) {
+        snprintf(want, sizeof(want), "%s: missing value", valued[i]);
+        ck_assert_int_eq(PARSE(&cfg, valued[i]), -EINVAL);
+        ck_assert_str_eq(err, want);
+        /* The next option is not swallowed as the value. */
+        ck_assert_int_eq(PARSE(&cfg, valued[i], "--cpu-affinity"), -EINVAL);
+        ck_assert_str_eq(err, want);
+    }
+    /* "--opt=" is an empty value, not a missing one. */
+    ck_assert_int_eq(PARSE(&cfg, "--threads="), -EINVAL);
+    ck_assert_str_eq(err, "--threads: invalid number ''");
+    /* A value that merely starts with one dash is a value (and here a bad one). */
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "-3"), -EINVAL);
+    ck_assert_str_eq(err, "--threads: invalid number '-3'");
+    /* A file name beginning with "--" can be given with '='. */
+    ck_assert_int_eq(PARSE(&cfg, "--stats-json=--odd"), 0);
+    ck_assert_str_eq(cfg.stats_json_path, "--odd");
+}
+END_TEST
+
+START_TEST(test_config_positional)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "foo"), -EINVAL);
+    ck_assert_str_eq(err, "unexpected argument 'foo' (ringwire takes only options)");
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "extra"), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "'extra'"));
+    ck_assert_int_eq(PARSE(&cfg, "-"), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "unexpected argument '-'"));
+    ck_assert_int_eq(PARSE(&cfg, "--"), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "unexpected argument '--'"));
+    ck_assert_int_eq(PARSE(&cfg, ""), -EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "unexpected argument ''"));
+}
+END_TEST
+
+START_TEST(test_config_help_version)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "-h"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(PARSE(&cfg, "--help"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(PARSE(&cfg, "-V"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    ck_assert_int_eq(PARSE(&cfg, "--version"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    /* They answer at once: what follows is not parsed. */
+    ck_assert_int_eq(PARSE(&cfg, "--help", "--bogus", "positional"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "-V", "--threads", "0"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    /* Errors before them still count. */
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "0", "--help"), -EINVAL);
+    ck_assert_str_eq(err, "--threads: 0 is below the minimum of 1");
+    ck_assert_int_eq(PARSE(&cfg, "--probe", "--help"), 0);
+    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+}
+END_TEST
+
+START_TEST(test_config_usage)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    rw__config_usage(f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_int_eq(strncmp(text, "Usage: ringwire [OPTIONS]\n", 26), 0);
+    static const char *const must[] = {
+        "--backend",
+        "--listen",
+        "--threads",
+        "--cpu-affinity",
+        "--idle-timeout",
+        "--frame-timeout",
+        "--max-frame",
+        "--max-conns",
+        "--backlog",
+        "--write-buffer",
+        "--drain-timeout",
+        "--stats-interval",
+        "--stats-json",
+        "--log-level",
+        "--buf-count",
+        "--buf-size",
+        "--probe",
+        "-h, --help",
+        "-V, --version",
+        "SIGTERM",
+        "SIGINT",
+        "SIGUSR1",
+        "Exit status",
+        "[127.0.0.1:7000]",
+        "[60s]",
+        "[30s]",
+        "[1M]",
+        "[10000]",
+        "[4096]",
+        "[4M]",
+        "[10s]",
+        "[info]",
+        "[auto]",
+        "[1024]",
+        "[16K]",
+        "powers of 1024",
+        "a bare number is seconds",
+    };
+    for (size_t i = 0; i < sizeof(must) / sizeof(must[0]); i++)
+        ck_assert_msg(strstr(text, must[i]) != NULL, "--help lacks '%s'", must[i]);
+    /* Every line fits 79 columns. */
+    for (const char *line = text; *line != '\0';) {
+        const char *nl = strchr(line, '\n');
+        ck_assert_ptr_nonnull(nl);
+        ck_assert_msg(nl - line <= 79, "long line: %.*s", (int)(nl - line), line);
+        line = nl + 1;
+    }
+    free(text);
+}
+END_TEST
+
+START_TEST(test_config_small_err_buffer)
+{
+    struct rw_config cfg;
+    char *argv[] = {arena, arena + 16, arena + 32, NULL};
+    snprintf(arena, 16, "ringwire");
+    snprintf(arena + 16, 16, "--max-frame");
+    snprintf(arena + 32, 16, "abcdefghij");
+    char small[8];
+    memset(small, 'z', sizeof(small));
+    ck_assert_int_eq(rw__config_parse(&cfg, 3, argv, small, sizeof(small)), -EINVAL);
+    ck_assert_str_eq(small, "--max-f");
+    char one[1] = {'z'};
+    ck_assert_int_eq(rw__config_parse(&cfg, 3, argv, one, sizeof(one)), -EINVAL);
+    ck_assert_int_eq(one[0], '\0');
+}
+END_TEST
+
+static Suite *config_suite(void)
+{
+    Suite *s = suite_create("config");
+    struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"test_config_defaults", test_config_defaults},
+        {"test_config_every_option_both_forms", test_config_every_option_both_forms},
+        {"test_config_many_options_together", test_config_many_options_together},
+        {"test_config_later_option_wins", test_config_later_option_wins},
+        {"test_config_flags", test_config_flags},
+        {"test_config_sizes", test_config_sizes},
+        {"test_config_durations", test_config_durations},
+        {"test_config_listen_ipv4", test_config_listen_ipv4},
+        {"test_config_listen_ipv6", test_config_listen_ipv6},
+        {"test_config_listen_errors", test_config_listen_errors},
+        {"test_config_bounds", test_config_bounds},
+        {"test_config_bad_values", test_config_bad_values},
+        {"test_config_unknown_option", test_config_unknown_option},
+        {"test_config_missing_value", test_config_missing_value},
+        {"test_config_positional", test_config_positional},
+        {"test_config_help_version", test_config_help_version},
+        {"test_config_usage", test_config_usage},
+        {"test_config_small_err_buffer", test_config_small_err_buffer},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(config_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failures = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failures != 0;
+}

@@ -1,0 +1,444 @@
+/*
+ * Unit tests for the output queue and its block pool (src/core/outq.c):
+ * bytes survive append/gather/consume across block boundaries in any
+ * chunking, frames get a big-endian header, gather respects iov_max, blocks
+ * go back to the pool (whose cache is capped), the watermarks flip where the
+ * loop expects, and an append that runs out of memory leaves the queue as it
+ * was (the pool's fail_malloc test hook stands in for malloc failing).
+ */
+#include <check.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ringwire/frame.h>
+
+#include "outq.h"
+#include "rw_limits.h"
+
+#define BLOCK   ((size_t)RW_OUTQ_BLOCK_BYTES)
+#define IOV_CAP 1024u
+
+/* A deterministic byte stream: byte i of the stream is pattern(i). */
+static uint8_t pattern(size_t i)
+{
+    return (uint8_t)(i * 131u + (i >> 8) * 7u + 3u);
+}
+
+static void fill(uint8_t *buf, size_t from, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        buf[i] = pattern(from + i);
+}
+
+/* Everything queued, in order, via gather; returns its length. */
+static size_t snapshot(const struct rw_outq *q, uint8_t *out, size_t cap)
+{
+    static struct iovec iov[IOV_CAP];
+    size_t count = rw__outq_gather(q, iov, IOV_CAP);
+    size_t len = 0;
+    for (size_t i = 0; i < count; i++) {
+        ck_assert_uint_gt(iov[i].iov_len, 0);
+        ck_assert_uint_le(len + iov[i].iov_len, cap);
+        memcpy(out + len, iov[i].iov_base, iov[i].iov_len);
+        len += iov[i].iov_len;
+    }
+    ck_assert_uint_eq(count == 0, rw__outq_empty(q));
+    return len;
+}
+
+static void assert_stream(const struct rw_outq *q, size_t from, size_t len)
+{
+    uint8_t *got = malloc(len + 1);
+    uint8_t *want = malloc(len + 1);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_ptr_nonnull(want);
+    ck_assert_uint_eq(rw__outq_bytes(q), len);
+    ck_assert_uint_eq(snapshot(q, got, len + 1), len);
+    fill(want, from, len);
+    ck_assert_mem_eq(got, want, len);
+    free(got);
+    free(want);
+}
+
+START_TEST(test_outq_round_trip)
+{
+    const size_t sizes[] = {1, 100, BLOCK - 1, BLOCK, BLOCK + 1, 3 * BLOCK + 7, 0, 5, 2 * BLOCK};
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    rw__block_pool_init(&pool, 4);
+    rw__outq_init(&q);
+    ck_assert(rw__outq_empty(&q));
+
+    size_t total = 0;
+    uint8_t *buf = malloc(4 * BLOCK);
+    ck_assert_ptr_nonnull(buf);
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        fill(buf, total, sizes[i]);
+        ck_assert_int_eq(rw__outq_append(&q, &pool, buf, sizes[i]), 0);
+        total += sizes[i];
+        assert_stream(&q, 0, total);
+    }
+    /* Blocks are filled before new ones are taken. */
+    ck_assert_uint_eq(pool.blocks_live, (total + BLOCK - 1) / BLOCK);
+    rw__outq_consume(&q, &pool, total);
+    ck_assert(rw__outq_empty(&q));
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    ck_assert_ptr_null(q.head);
+    ck_assert_ptr_null(q.tail);
+
+    /* The emptied queue takes appends again. */
+    fill(buf, 0, 10);
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 10), 0);
+    assert_stream(&q, 0, 10);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    free(buf);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+START_TEST(test_outq_append_frame_big_endian)
+{
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    rw__block_pool_init(&pool, 4);
+    rw__outq_init(&q);
+    const uint32_t len = 0x00010203u; /* spans blocks; distinct header bytes */
+    uint8_t *payload = malloc(len);
+    uint8_t *got = malloc(len + 64);
+    ck_assert_ptr_nonnull(payload);
+    ck_assert_ptr_nonnull(got);
+    fill(payload, 0, len);
+
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, payload, len), 0);
+    ck_assert_uint_eq(rw__outq_bytes(&q), RW_FRAME_HEADER_BYTES + len);
+    ck_assert_uint_eq(snapshot(&q, got, len + 64), RW_FRAME_HEADER_BYTES + len);
+    const uint8_t header[] = {0x00, 0x01, 0x02, 0x03};
+    ck_assert_mem_eq(got, header, 4);
+    ck_assert_mem_eq(got + 4, payload, len);
+    rw__outq_clear(&q, &pool);
+
+    /* A header split across a block boundary, then an empty frame. */
+    ck_assert_int_eq(rw__outq_append(&q, &pool, payload, BLOCK - 2), 0);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, payload, 0x2a), 0);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, NULL, 0), 0);
+    size_t n = snapshot(&q, got, len + 64);
+    ck_assert_uint_eq(n, BLOCK - 2 + 4 + 0x2a + 4);
+    ck_assert_uint_eq(be32(got + BLOCK - 2), 0x2a);
+    ck_assert_mem_eq(got + BLOCK + 2, payload, 0x2a);
+    ck_assert_uint_eq(be32(got + BLOCK + 2 + 0x2a), 0);
+
+    /* The header of a length with the top bit set. */
+    rw__outq_clear(&q, &pool);
+    uint8_t hdr[RW_FRAME_HEADER_BYTES];
+    rw_frame_put_header(hdr, 0xfedcba98u);
+    const uint8_t want[] = {0xfe, 0xdc, 0xba, 0x98};
+    ck_assert_mem_eq(hdr, want, 4);
+
+    free(payload);
+    free(got);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+START_TEST(test_outq_gather_bounded_in_order)
+{
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    struct iovec iov[16];
+    rw__block_pool_init(&pool, 16);
+    rw__outq_init(&q);
+    ck_assert_uint_eq(rw__outq_gather(&q, iov, 16), 0);
+
+    const size_t total = 10 * BLOCK - 123;
+    uint8_t *buf = malloc(total);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, 0, total);
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, total), 0);
+    rw__outq_consume(&q, &pool, 77); /* the first segment starts mid-block */
+
+    for (size_t iov_max = 1; iov_max <= 16; iov_max++) {
+        memset(iov, 0, sizeof(iov));
+        size_t count = rw__outq_gather(&q, iov, iov_max);
+        ck_assert_uint_eq(count, iov_max < 10 ? iov_max : 10);
+        size_t off = 77;
+        for (size_t i = 0; i < count; i++) {
+            ck_assert_uint_gt(iov[i].iov_len, 0);
+            ck_assert_uint_le(iov[i].iov_len, BLOCK);
+            ck_assert_mem_eq(iov[i].iov_base, buf + off, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        ck_assert_uint_le(off - 77, rw__outq_bytes(&q));
+        if (count < iov_max)
+            ck_assert_uint_eq(off, total); /* not bounded: covered everything */
+        for (size_t i = count; i < 16; i++)
+            ck_assert_ptr_null(iov[i].iov_base); /* nothing written past count */
+    }
+    rw__outq_clear(&q, &pool);
+    free(buf);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+static uint64_t xorshift64(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *s = x;
+    return x;
+}
+
+/* A sender that writes what gather offers, cut short at a random point. */
+static size_t send_some(struct rw_outq *q, struct rw_block_pool *pool, uint8_t *sink, size_t want,
+                        size_t iov_max)
+{
+    struct iovec iov[64];
+    size_t count = rw__outq_gather(q, iov, iov_max);
+    size_t n = 0;
+    for (size_t i = 0; i < count && n < want; i++) {
+        size_t take = iov[i].iov_len < want - n ? iov[i].iov_len : want - n;
+        memcpy(sink + n, iov[i].iov_base, take);
+        n += take;
+    }
+    rw__outq_consume(q, pool, n);
+    return n;
+}
+
+START_TEST(test_outq_partial_consume_random)
+{
+    const size_t stream_len = 8u << 20;
+    uint8_t *stream = malloc(stream_len);
+    uint8_t *sent = malloc(stream_len);
+    ck_assert_ptr_nonnull(stream);
+    ck_assert_ptr_nonnull(sent);
+    fill(stream, 0, stream_len);
+
+    for (uint64_t seed0 = 1; seed0 <= 4; seed0++) {
+        uint64_t seed = seed0 * 0x9e3779b97f4a7c15ull;
+        struct rw_block_pool pool;
+        struct rw_outq q;
+        rw__block_pool_init(&pool, 8);
+        rw__outq_init(&q);
+        size_t appended = 0;
+        size_t drained = 0;
+        while (drained < stream_len) {
+            uint64_t r = xorshift64(&seed);
+            if (appended < stream_len && r % 3 != 0) {
+                /* Mostly small replies, sometimes one over several blocks. */
+                size_t len = r % 8 == 1 ? (r >> 8) % (3 * BLOCK) : (r >> 8) % 300;
+                if (appended + len > stream_len)
+                    len = stream_len - appended;
+                ck_assert_int_eq(rw__outq_append(&q, &pool, stream + appended, len), 0);
+                appended += len;
+            } else {
+                size_t want = (r >> 8) % (2 * BLOCK + 1);
+                if (appended == stream_len)
+                    want += 1;
+                size_t iov_max = 1 + (r >> 40) % 64;
+                drained += send_some(&q, &pool, sent + drained, want, iov_max);
+            }
+            ck_assert_uint_eq(rw__outq_bytes(&q), appended - drained);
+            ck_assert_uint_eq(rw__outq_empty(&q), appended == drained);
+            /* Live blocks stay proportional to the bytes queued (+ the partly sent head). */
+            ck_assert_uint_le(pool.blocks_live, (appended - drained + BLOCK - 1) / BLOCK + 1);
+            ck_assert_uint_le(pool.free_count, pool.free_max);
+        }
+        ck_assert_mem_eq(sent, stream, stream_len);
+        ck_assert_uint_eq(pool.blocks_live, 0);
+        rw__block_pool_destroy(&pool);
+    }
+    free(stream);
+    free(sent);
+}
+END_TEST
+
+START_TEST(test_outq_blocks_return_to_pool)
+{
+    struct rw_block_pool pool;
+    struct rw_outq a;
+    struct rw_outq b;
+    rw__block_pool_init(&pool, 2);
+    rw__outq_init(&a);
+    rw__outq_init(&b);
+    uint8_t *buf = malloc(5 * BLOCK);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, 0, 5 * BLOCK);
+
+    ck_assert_int_eq(rw__outq_append(&a, &pool, buf, 5 * BLOCK), 0);
+    ck_assert_uint_eq(pool.blocks_live, 5);
+    ck_assert_uint_eq(pool.free_count, 0);
+
+    /* consume returns each emptied block as soon as it empties. */
+    rw__outq_consume(&a, &pool, BLOCK - 1);
+    ck_assert_uint_eq(pool.blocks_live, 5);
+    rw__outq_consume(&a, &pool, 1);
+    ck_assert_uint_eq(pool.blocks_live, 4);
+    ck_assert_uint_eq(pool.free_count, 1);
+    rw__outq_consume(&a, &pool, 2 * BLOCK + 10);
+    ck_assert_uint_eq(pool.blocks_live, 2);
+    ck_assert_uint_eq(pool.free_count, 2); /* capped: the third was freed */
+
+    /* A second queue reuses cached blocks before allocating. */
+    ck_assert_int_eq(rw__outq_append(&b, &pool, buf, BLOCK + 1), 0);
+    ck_assert_uint_eq(pool.blocks_live, 4);
+    ck_assert_uint_eq(pool.free_count, 0);
+
+    rw__outq_clear(&a, &pool);
+    ck_assert(rw__outq_empty(&a));
+    ck_assert_ptr_null(a.head);
+    ck_assert_ptr_null(a.tail);
+    ck_assert_uint_eq(pool.blocks_live, 2);
+    ck_assert_uint_eq(pool.free_count, 2);
+    rw__outq_consume(&b, &pool, BLOCK + 1);
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    ck_assert_uint_eq(pool.free_count, 2);
+    rw__outq_clear(&b, &pool); /* clearing an empty queue is harmless */
+    ck_assert_uint_eq(pool.blocks_live, 0);
+
+    /* A pool that caches nothing frees every block it gets back. */
+    struct rw_block_pool none;
+    rw__block_pool_init(&none, 0);
+    ck_assert_int_eq(rw__outq_append(&a, &none, buf, 3 * BLOCK), 0);
+    rw__outq_clear(&a, &none);
+    ck_assert_uint_eq(none.blocks_live, 0);
+    ck_assert_uint_eq(none.free_count, 0);
+    ck_assert_ptr_null(none.free);
+    rw__block_pool_destroy(&none);
+
+    free(buf);
+    rw__block_pool_destroy(&pool);
+    ck_assert_uint_eq(pool.free_count, 0);
+    ck_assert_ptr_null(pool.free);
+}
+END_TEST
+
+START_TEST(test_outq_watermarks)
+{
+    const uint64_t high = 1000;
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    uint8_t buf[1000];
+    rw__block_pool_init(&pool, 1);
+    rw__outq_init(&q);
+    fill(buf, 0, sizeof(buf));
+
+    ck_assert(!rw__outq_above_high(&q, high));
+    ck_assert(rw__outq_below_low(&q, high));
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 999), 0);
+    ck_assert(!rw__outq_above_high(&q, high));
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 1), 0);
+    ck_assert(rw__outq_above_high(&q, high)); /* >= high */
+    ck_assert(!rw__outq_below_low(&q, high));
+    rw__outq_consume(&q, &pool, 500); /* 500 == high / 2: not below */
+    ck_assert(!rw__outq_above_high(&q, high));
+    ck_assert(!rw__outq_below_low(&q, high));
+    rw__outq_consume(&q, &pool, 1); /* 499 */
+    ck_assert(rw__outq_below_low(&q, high));
+    rw__outq_clear(&q, &pool);
+    ck_assert(rw__outq_below_low(&q, high));
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+START_TEST(test_outq_enomem_leaves_queue_unchanged)
+{
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    struct rw_outq spare;
+    rw__block_pool_init(&pool, 8);
+    rw__outq_init(&q);
+    rw__outq_init(&spare);
+    uint8_t *buf = malloc(4 * BLOCK);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, 0, 4 * BLOCK);
+
+    /* One cached block in the pool, a queue with a partly filled tail. */
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, BLOCK + 100), 0);
+    rw__outq_consume(&q, &pool, 50);
+    ck_assert_int_eq(rw__outq_append(&spare, &pool, buf, 1), 0);
+    rw__outq_clear(&spare, &pool);
+    ck_assert_uint_eq(pool.free_count, 1);
+    const size_t queued = BLOCK + 50;
+    const struct rw_block *head = q.head;
+    const struct rw_block *tail = q.tail;
+    pool.fail_malloc = true;
+
+    /* Needs the cached block and two fresh ones: fails whole, the cached one goes back. */
+    const size_t big = 3 * BLOCK;
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, big), -ENOMEM);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, buf, (uint32_t)big), -ENOMEM);
+    ck_assert_uint_eq(rw__outq_bytes(&q), queued);
+    ck_assert_ptr_eq(q.head, head);
+    ck_assert_ptr_eq(q.tail, tail);
+    ck_assert_ptr_null(q.tail->next);
+    ck_assert_uint_eq(pool.blocks_live, 2);
+    ck_assert_uint_eq(pool.free_count, 1);
+    assert_stream(&q, 50, queued);
+
+    /* A frame whose payload fits the tail but whose header pushes it over one more block. */
+    const size_t tail_room = BLOCK - q.tail->end;
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, buf, (uint32_t)(tail_room + BLOCK - 3)),
+                     -ENOMEM);
+    assert_stream(&q, 50, queued);
+    ck_assert_uint_eq(pool.free_count, 1);
+
+    /* What fits the tail plus the cached block still works without fresh memory. */
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf + queued + 50, tail_room + BLOCK), 0);
+    assert_stream(&q, 50, queued + tail_room + BLOCK);
+    ck_assert_uint_eq(pool.free_count, 0);
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 1), -ENOMEM);
+    assert_stream(&q, 50, queued + tail_room + BLOCK);
+
+    /* Memory back: appends succeed again. */
+    pool.fail_malloc = false;
+    const size_t at = 50 + queued + tail_room + BLOCK;
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf + at, 4 * BLOCK - at), 0);
+    assert_stream(&q, 50, 4 * BLOCK - 50);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    free(buf);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+static Suite *outq_suite(void)
+{
+    Suite *s = suite_create("outq");
+    const struct {
+        const char *name;
+        const TTest *test;
+    } cases[] = {
+        {"test_outq_round_trip", test_outq_round_trip},
+        {"test_outq_append_frame_big_endian", test_outq_append_frame_big_endian},
+        {"test_outq_gather_bounded_in_order", test_outq_gather_bounded_in_order},
+        {"test_outq_partial_consume_random", test_outq_partial_consume_random},
+        {"test_outq_blocks_return_to_pool", test_outq_blocks_return_to_pool},
+        {"test_outq_watermarks", test_outq_watermarks},
+        {"test_outq_enomem_leaves_queue_unchanged", test_outq_enomem_leaves_queue_unchanged},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        TCase *tc = tcase_create(cases[i].name);
+        tcase_set_timeout(tc, 60);
+        tcase_add_test(tc, cases[i].test);
+        suite_add_tcase(s, tc);
+    }
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(outq_suite());
+    srunner_run_all(sr, CK_ENV);
+    int failures = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failures != 0;
+}
