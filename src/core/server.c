@@ -142,14 +142,27 @@ static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_
     rw__stats_sum(total, per, srv->count);
 }
 
-static void stats_report(struct server *srv, bool to_log)
+enum stats_to_log {
+    STATS_LOG_NONE,  /* --stats-json only */
+    STATS_LOG_TOTAL, /* --stats-interval: one line */
+    STATS_LOG_ALL,   /* SIGUSR1: a line per worker (when several), then the total */
+};
+
+static void stats_report(struct server *srv, enum stats_to_log to_log)
 {
     struct rw_stats total;
     struct rw_stats *per[RW_THREADS_MAX];
     stats_collect(srv, &total, per);
-    if (to_log) {
-        char line[2048];
-        rw__stats_format_line(&total, line, sizeof(line));
+    char line[2048];
+    /* The total comes last, so a reader of the log can take the last stats line as the total. */
+    if (to_log == STATS_LOG_ALL && srv->count > 1) {
+        for (unsigned i = 0; i < srv->count; i++) {
+            rw__stats_format_line(per[i], (int)i, line, sizeof(line));
+            rw__log(RW_LOG_INFO, "%s", line);
+        }
+    }
+    if (to_log != STATS_LOG_NONE) {
+        rw__stats_format_line(&total, -1, line, sizeof(line));
         rw__log(RW_LOG_INFO, "%s", line);
     }
     const char *path = srv->shared.cfg->stats_json_path;
@@ -222,8 +235,10 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
                     (unsigned long long)srv->shared.cfg->drain_timeout_ms);
             return;
         }
-        if (sig == SIGUSR1 || (sig < 0 && errno == EAGAIN))
-            stats_report(srv, true);
+        if (sig == SIGUSR1)
+            stats_report(srv, STATS_LOG_ALL);
+        else if (sig < 0 && errno == EAGAIN)
+            stats_report(srv, STATS_LOG_TOTAL);
     }
 }
 
@@ -273,8 +288,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     char addr_text[80] = "?";
     if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
         rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
-    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
-            ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text, ops->name,
+            srv.count, cfg->max_conns, cfg->max_frame_bytes);
 
     wait_for_signals(&srv, &set);
     stop_workers(&srv);
@@ -282,7 +297,7 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     for (unsigned i = 0; i < srv.count; i++)
         if (srv.workers[i].run_rc < 0)
             exit_code = 1;
-    stats_report(&srv, rw__log_enabled(RW_LOG_DEBUG));
+    stats_report(&srv, rw__log_enabled(RW_LOG_DEBUG) ? STATS_LOG_ALL : STATS_LOG_NONE);
     RW_INFO("stopped");
 
 out_listeners:

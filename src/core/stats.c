@@ -34,9 +34,14 @@ static double per_wait(const struct rw_stats *s)
     return waits ? (double)rw__stat_get(s, RW_STAT_FRAMES_IN) / (double)waits : 0.0;
 }
 
-void rw__stats_format_line(const struct rw_stats *s, char *buf, size_t buf_bytes)
+void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size_t buf_bytes)
 {
-    size_t used = (size_t)snprintf(buf, buf_bytes, "stats conns_open=%" PRIu64, conns_open(s));
+    size_t used = 0;
+    if (worker >= 0)
+        used = (size_t)snprintf(buf, buf_bytes, "stats worker=%d conns_open=%" PRIu64, worker,
+                                conns_open(s));
+    else
+        used = (size_t)snprintf(buf, buf_bytes, "stats conns_open=%" PRIu64, conns_open(s));
     for (unsigned k = 0; k < RW_STAT_COUNT && used < buf_bytes; k++)
         used += (size_t)snprintf(buf + used, buf_bytes - used, " %s=%" PRIu64, rw__stat_names[k],
                                  rw__stat_get(s, (enum rw_stat)k));

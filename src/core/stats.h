@@ -61,8 +61,11 @@ static inline uint64_t rw__stat_get(const struct rw_stats *s, enum rw_stat k)
 
 /* out = sum of in[0..count). */
 void rw__stats_sum(struct rw_stats *out, struct rw_stats *const *in, unsigned count);
-/* One line: "stats conns_open=N accepted=N ... frames_per_wait=F". */
-void rw__stats_format_line(const struct rw_stats *s, char *buf, size_t buf_bytes);
+/*
+ * One line: "stats conns_open=N accepted=N ... frames_per_wait=F" for the
+ * process total (worker < 0), "stats worker=W conns_open=N ..." for one worker.
+ */
+void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size_t buf_bytes);
 /* A JSON object with every counter; returns 0 or -errno. */
 int rw__stats_write_json(const struct rw_stats *s, unsigned workers, struct rw_stats *const *per,
                          FILE *out);

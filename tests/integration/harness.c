@@ -397,7 +397,8 @@ static int last_stats_line(const char *log, char *line, size_t bytes)
 {
     int count = 0;
     const char *last = NULL;
-    for (const char *p = log; (p = strstr(p, " conns_open=")) != NULL; p++) {
+    /* The process total ("stats conns_open="), not a per-worker line ("stats worker=W ..."). */
+    for (const char *p = log; (p = strstr(p, "stats conns_open=")) != NULL; p++) {
         count++;
         last = p;
     }

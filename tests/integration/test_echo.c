@@ -227,6 +227,84 @@ START_TEST(test_echo_counts_frames)
 }
 END_TEST
 
+/* Worker count under test: RW_THREADS (as the harness passes it), else the default (online CPUs).
+ */
+static int workers_under_test(void)
+{
+    const char *t = getenv("RW_THREADS");
+    long n = t ? atol(t) : sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+/* Per-worker "accepted" counters from a --stats-json file, in worker order. Returns how many. */
+static int json_worker_accepted(const char *path, int64_t *out, int max)
+{
+    static char text[1 << 16];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    const char *p = strstr(text, "\"workers\"");
+    int count = 0;
+    while (p && count < max && (p = strstr(p, "\"accepted\": ")) != NULL) {
+        p += strlen("\"accepted\": ");
+        out[count++] = strtoll(p, NULL, 10);
+    }
+    return count;
+}
+
+/*
+ * SO_REUSEPORT spreads connections over the workers' listeners by a hash of
+ * the 4-tuple: 64 connections from distinct ports all landing on one of two
+ * workers has odds of 2^-63. Each worker counts its own; SIGUSR1 writes them
+ * to --stats-json. With one worker, that worker must have taken them all.
+ */
+START_TEST(test_echo_spreads_over_workers)
+{
+    int workers = workers_under_test();
+    enum { CONNS = 64 };
+    char json[64];
+    snprintf(json, sizeof(json), "/tmp/rw-spread-%d.json", (int)getpid());
+    const char *args[] = {"--stats-json", json, NULL};
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    int fds[CONNS];
+    uint8_t payload[16];
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = h_connect_ok(&srv);
+        h_fill(payload, sizeof(payload), (uint32_t)i);
+        h_echo_ok(fds[i], payload, sizeof(payload), 3000);
+    }
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_msg(h_stat_get(line, "accepted") == CONNS, "total: %s", line);
+    int64_t per[64];
+    int n = json_worker_accepted(json, per, 64);
+    ck_assert_msg(n == workers, "--stats-json lists %d workers, want %d", n, workers);
+    int64_t sum = 0;
+    for (int i = 0; i < n; i++) {
+        ck_assert_msg(per[i] > 0, "worker %d accepted none of %d connections", i, CONNS);
+        sum += per[i];
+    }
+    ck_assert_int_eq(sum, CONNS);
+    /* With several workers SIGUSR1 also logs one line per worker, before the total. */
+    static char log[H_LOG_MAX];
+    h_log(&srv, log, sizeof(log));
+    if (workers > 1)
+        ck_assert_msg(strstr(log, "stats worker=0 ") && strstr(log, "stats worker=1 "),
+                      "no per-worker stats lines: %s", h_log_tail(&srv));
+    else
+        ck_assert_msg(!strstr(log, "stats worker="), "per-worker line with one worker: %s",
+                      h_log_tail(&srv));
+    for (int i = 0; i < CONNS; i++)
+        close(fds[i]);
+    h_stop_ok(&srv);
+    unlink(json);
+}
+END_TEST
+
 int main(void)
 {
     h_init(150);
@@ -238,5 +316,6 @@ int main(void)
     h_add_case(s, "test_echo_concurrent_pipelined", test_echo_concurrent_pipelined, 60);
     h_add_case(s, "test_echo_ipv6", test_echo_ipv6, 30);
     h_add_case(s, "test_echo_counts_frames", test_echo_counts_frames, 30);
+    h_add_case(s, "test_echo_spreads_over_workers", test_echo_spreads_over_workers, 30);
     return h_run_suite(s);
 }
