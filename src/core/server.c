@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "assert.h"
@@ -176,14 +177,33 @@ static void stats_report(struct server *srv, enum stats_to_log to_log)
         RW_WARN("--stats-json %s: %s", path, strerror(errno));
 }
 
-/* Start every worker and wait until each has set up its loop. */
-static int start_workers(struct server *srv)
+/* Why a worker's loop setup failed, with the remedy where we know one. */
+static void describe_setup_error(const struct rw_backend_ops *ops, int err, char *buf, size_t bytes)
+{
+    struct rlimit rl;
+    if (err == -ENOMEM && ops == &rw__uring_ops && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+        rl.rlim_cur != RLIM_INFINITY) {
+        /* The probe's small ring fits; N workers' full-size rings and buffer rings may not. */
+        snprintf(buf, bytes,
+                 "%s (RLIMIT_MEMLOCK is %llu KiB and every worker's rings count against it: "
+                 "raise it with ulimit -l or LimitMEMLOCK=, or lower --threads / --buf-count)",
+                 strerror(-err), (unsigned long long)rl.rlim_cur / 1024);
+        return;
+    }
+    snprintf(buf, bytes, "%s", strerror(-err));
+}
+
+/* Start every worker and wait until each has set up its loop. 0, or the first -errno. */
+static int start_workers(struct server *srv, bool quiet)
 {
     unsigned started = 0;
     int failed = 0;
     for (; started < srv->count; started++) {
-        int rc = pthread_create(&srv->workers[started].thread, NULL, worker_main,
-                                &srv->workers[started]);
+        struct worker *w = &srv->workers[started];
+        w->reported = false;
+        w->init_rc = 0;
+        w->run_rc = 0;
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             RW_ERROR("pthread_create: %s", strerror(rc));
             failed = -rc;
@@ -196,7 +216,12 @@ static int start_workers(struct server *srv)
             pthread_cond_wait(&srv->cv, &srv->mu);
         if (srv->workers[i].init_rc < 0 && !failed) {
             failed = srv->workers[i].init_rc;
-            RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, strerror(-failed));
+            char why[256];
+            describe_setup_error(srv->shared.ops, failed, why, sizeof(why));
+            if (quiet)
+                RW_WARN("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
+            else
+                RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
         }
     }
     pthread_mutex_unlock(&srv->mu);
@@ -279,17 +304,32 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     }
     if (open_listeners(&srv) < 0)
         goto out_listeners;
-    if (start_workers(&srv) < 0) {
+    bool may_fall_back = cfg->backend == RW_BACKEND_AUTO && srv.shared.ops == &rw__uring_ops;
+    if (start_workers(&srv, may_fall_back) < 0) {
         stop_workers(&srv);
-        goto out_listeners;
+        if (!may_fall_back)
+            goto out_listeners;
+        /*
+         * auto promised a working server: the probe passed, but a full-size
+         * ring per worker did not fit (RLIMIT_MEMLOCK, memory). Start again on
+         * epoll over the same listeners.
+         */
+        RW_WARN("backend auto: io_uring worker setup failed; falling back to epoll");
+        srv.shared.ops = &rw__epoll_ops;
+        srv.count = cfg->threads;
+        atomic_store_explicit(&srv.shared.stop, false, memory_order_relaxed);
+        if (start_workers(&srv, false) < 0) {
+            stop_workers(&srv);
+            goto out_listeners;
+        }
     }
     struct sockaddr_storage bound;
     socklen_t bound_len;
     char addr_text[80] = "?";
     if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
         rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
-    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text, ops->name,
-            srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
+            srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
 
     wait_for_signals(&srv, &set);
     stop_workers(&srv);

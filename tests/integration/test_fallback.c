@@ -3,13 +3,17 @@
  * filter that makes io_uring_setup fail (ENOSYS as under a container profile
  * without io_uring, EPERM as with kernel.io_uring_disabled=2). --backend auto
  * must fall back to epoll, say why and serve; --backend uring must exit 1 with
- * the reason. Independent of RW_BACKEND: it runs once.
+ * the reason. The same under an RLIMIT_MEMLOCK too small for the rings (with
+ * CAP_IPC_LOCK dropped, as for any unprivileged user): the probe's small ring
+ * may fit while a worker's full-size rings do not, and auto must still serve.
+ * Independent of RW_BACKEND: it runs once.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -19,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -48,7 +53,29 @@ static int deny_io_uring(int err)
     return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog);
 }
 
-static void spawn(struct child *c, const char *backend, int err)
+/* In the child: RLIMIT_MEMLOCK = kib, and drop CAP_IPC_LOCK (root ignores the limit with it). */
+static int limit_memlock(rlim_t kib)
+{
+    struct rlimit rl = {.rlim_cur = kib * 1024, .rlim_max = kib * 1024};
+    if (setrlimit(RLIMIT_MEMLOCK, &rl) < 0)
+        return -1;
+    /* root gets every bounding-set capability back at execve: drop it there too. */
+    if (prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK, 0, 0, 0) < 0 && geteuid() == 0)
+        return -1;
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return -1;
+    unsigned bit = 1u << (CAP_IPC_LOCK % 32);
+    data[CAP_IPC_LOCK / 32].effective &= ~bit;
+    data[CAP_IPC_LOCK / 32].permitted &= ~bit;
+    data[CAP_IPC_LOCK / 32].inheritable &= ~bit;
+    return (int)syscall(SYS_capset, &hdr, data);
+}
+
+/* Start the server; err != 0: seccomp denies io_uring_setup with it; memlock_kib != 0: that limit.
+ */
+static void spawn(struct child *c, const char *backend, int err, rlim_t memlock_kib)
 {
     const char *bin = getenv("RW_BIN");
     ck_assert_msg(bin != NULL, "RW_BIN must name the ringwire binary");
@@ -59,8 +86,10 @@ static void spawn(struct child *c, const char *backend, int err)
     ck_assert_int_ge(c->pid, 0);
     if (c->pid == 0) {
         dup2(log_fd, STDERR_FILENO);
-        if (deny_io_uring(err) < 0)
+        if (err && deny_io_uring(err) < 0)
             _exit(111);
+        if (memlock_kib && limit_memlock(memlock_kib) < 0)
+            _exit(113);
         execl(bin, bin, "--backend", backend, "--listen", "127.0.0.1:0", "--threads", "1",
               (char *)NULL);
         _exit(112);
@@ -133,7 +162,7 @@ static void check_auto_falls_back(int err, const char *why)
 {
     struct child c;
     char log[8192];
-    spawn(&c, "auto", err);
+    spawn(&c, "auto", err, 0);
     int port = wait_listening(&c, log, sizeof(log));
     ck_assert_msg(strstr(log, "falling back to epoll") != NULL, "no fallback line: %s", log);
     ck_assert_msg(strstr(log, why) != NULL, "reason '%s' missing: %s", why, log);
@@ -148,7 +177,7 @@ static void check_uring_refuses(int err, const char *why)
 {
     struct child c;
     char log[8192];
-    spawn(&c, "uring", err);
+    spawn(&c, "uring", err, 0);
     ck_assert_int_eq(wait_exit(c.pid, 10000), 1);
     read_log(&c, log, sizeof(log));
     ck_assert_msg(strstr(log, "io_uring unavailable") != NULL, "no reason given: %s", log);
@@ -156,16 +185,60 @@ static void check_uring_refuses(int err, const char *why)
     unlink(c.log_path);
 }
 
-START_TEST(test_fallback_auto_enosys) { check_auto_falls_back(ENOSYS, "seccomp"); }
+/* 64 KiB: too small for a worker's ring (8192 CQEs) plus its 1024-entry buffer ring. */
+#define SMALL_MEMLOCK_KIB 64
+
+START_TEST(test_fallback_auto_memlock)
+{
+    struct child c;
+    char log[8192];
+    spawn(&c, "auto", 0, SMALL_MEMLOCK_KIB);
+    int port = wait_listening(&c, log, sizeof(log));
+    ck_assert_msg(strstr(log, "falling back to epoll") != NULL, "no fallback line: %s", log);
+    ck_assert_msg(strstr(log, "RLIMIT_MEMLOCK") != NULL, "the limit is not named: %s", log);
+    ck_assert_msg(strstr(log, "backend=epoll") != NULL, "not on epoll: %s", log);
+    echo_one_frame(port);
+    kill(c.pid, SIGTERM);
+    ck_assert_int_eq(wait_exit(c.pid, 10000), 0);
+    unlink(c.log_path);
+}
 END_TEST
 
-START_TEST(test_fallback_auto_eperm) { check_auto_falls_back(EPERM, "io_uring_setup"); }
+START_TEST(test_fallback_uring_refuses_memlock)
+{
+    struct child c;
+    char log[8192];
+    spawn(&c, "uring", 0, SMALL_MEMLOCK_KIB);
+    ck_assert_int_eq(wait_exit(c.pid, 10000), 1);
+    read_log(&c, log, sizeof(log));
+    ck_assert_msg(strstr(log, "RLIMIT_MEMLOCK") && strstr(log, "ulimit -l"),
+                  "no reason and remedy: %s", log);
+    unlink(c.log_path);
+}
 END_TEST
 
-START_TEST(test_fallback_uring_refuses_enosys) { check_uring_refuses(ENOSYS, "seccomp"); }
+START_TEST(test_fallback_auto_enosys)
+{
+    check_auto_falls_back(ENOSYS, "seccomp");
+}
 END_TEST
 
-START_TEST(test_fallback_uring_refuses_eperm) { check_uring_refuses(EPERM, "Operation not permitted"); }
+START_TEST(test_fallback_auto_eperm)
+{
+    check_auto_falls_back(EPERM, "io_uring_setup");
+}
+END_TEST
+
+START_TEST(test_fallback_uring_refuses_enosys)
+{
+    check_uring_refuses(ENOSYS, "seccomp");
+}
+END_TEST
+
+START_TEST(test_fallback_uring_refuses_eperm)
+{
+    check_uring_refuses(EPERM, "Operation not permitted");
+}
 END_TEST
 
 static void add_case(Suite *s, const char *name, const TTest *fn)
@@ -183,6 +256,8 @@ int main(void)
     add_case(s, "auto_eperm", test_fallback_auto_eperm);
     add_case(s, "uring_refuses_enosys", test_fallback_uring_refuses_enosys);
     add_case(s, "uring_refuses_eperm", test_fallback_uring_refuses_eperm);
+    add_case(s, "auto_memlock", test_fallback_auto_memlock);
+    add_case(s, "uring_refuses_memlock", test_fallback_uring_refuses_memlock);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
     int failed = srunner_ntests_failed(sr);
