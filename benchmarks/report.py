@@ -264,6 +264,43 @@ def plot(out_dir, results, tmp):
     return "" if r.returncode == 0 else "gnuplot failed: " + r.stderr.strip()
 
 
+# Issue 4's targets, checked against every run's numbers (none is assumed met).
+RATIO_TARGET = 1.3          # uring/epoll frames/s at 512 and 2000 connections, 64 B, depth 1
+FRAMES_PER_ENTER_TARGET = 20.0  # uring frames per io_uring_enter at 512 connections
+IDLE_BYTES_TARGET = 1024    # server user-space bytes per idle connection, uring
+
+
+def targets(results, out):
+    """Rows [target, measured, status] for the markdown, and the same as dicts for the JSON."""
+    rows = []
+    for conns in (512, 2000):
+        cell = f"c{conns}_s64_d1"
+        r = ratio(results, cell)
+        rows.append([f"uring/epoll frames/s ≥ {RATIO_TARGET} at {conns} conns, 64 B, depth 1",
+                     f"{r:.2f}" if r else "not measured",
+                     ("met" if r >= RATIO_TARGET else "missed") if r else "n/a"])
+    for cell in sorted(c for c in results if cell_parts(c)[0] == 512):
+        u = (results[cell]["uring"] or {}).get("server", {})
+        fpe = u.get("frames_per_enter")
+        rows.append([f"uring ≥ {FRAMES_PER_ENTER_TARGET:.0f} frames per io_uring_enter, "
+                     f"{cell_name(cell)}", num(fpe, 1) if fpe else "not measured",
+                     ("met" if fpe >= FRAMES_PER_ENTER_TARGET else "missed") if fpe else "n/a"])
+    mem = load(os.path.join(out, "memory.json"))
+    idle = (((mem or {}).get("memory") or {}).get("uring") or {})
+    per_slot = idle.get("table_bytes_per_slot")
+    per_conn = (idle.get("idle") or {}).get("bytes_per_conn")
+    if per_conn is not None and per_slot is not None:
+        total = per_conn + per_slot
+        rows.append([f"≤ {IDLE_BYTES_TARGET} B of server user-space memory per idle connection "
+                     "(uring; table slot + growth)", f"{total:.0f} B (memory.md, "
+                     f"{mem['machine'].get('date', '?')[:10]})",
+                     "met" if total <= IDLE_BYTES_TARGET else "missed"])
+    else:
+        rows.append([f"≤ {IDLE_BYTES_TARGET} B per idle connection (uring)",
+                     "not measured (benchmarks/run --memory)", "n/a"])
+    return rows
+
+
 def cmd_matrix(a):
     tmp, out = a.tmp, a.out
     root = os.path.dirname(os.path.dirname(os.path.abspath(out)))
@@ -390,8 +427,11 @@ def cmd_matrix(a):
                        (" (rearm_recv_enobufs: provided buffers ran out, e.g. in the 70000-byte "
                         "--verify pass; an operating condition, not an error)"
                         if "rearm_recv_enobufs" in bad else ""))
+    target_header = ["target", "measured", "status"]
+    target_rows = targets(results, out)
     doc = {
         "machine": info, "throughput": results, "uring_over_epoll_geomean": gmean,
+        "targets": [dict(zip(target_header, r)) for r in target_rows],
         "latency": {"conns": int(lat_conns), "rate": float(lat_rate), "duration": lat_dur,
                     "results": latency},
         "verify": verify, "server_exit": exits, "notes": odd,
@@ -429,6 +469,10 @@ def cmd_matrix(a):
            "user+system over mean wall time. A side near its CPU count is the limit; with one "
            "server thread, a server near 1.00 means the numbers measure the server.", "",
            md_table(busy_header, busy_rows), ""]
+    md += ["## Targets", "",
+           "Checked against this run's numbers (memory: the latest `benchmarks/run --memory`). "
+           "Why a missed target is missed, and what was tried: kernel-notes/12.", "",
+           md_table(target_header, target_rows), ""]
     if odd:
         md += ["## Anomalies", ""] + odd + [""]
     else:
@@ -448,6 +492,8 @@ def cmd_matrix(a):
     print(text_table(sc_header, sc_rows))
     print()
     print(text_table(busy_header, busy_rows))
+    print()
+    print(text_table(target_header, target_rows))
     for line in odd:
         print(line)
     if plot_note:
