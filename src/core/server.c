@@ -149,11 +149,27 @@ enum stats_to_log {
     STATS_LOG_ALL,   /* SIGUSR1: a line per worker (when several), then the total */
 };
 
+static void stats_write_json(struct server *srv, const struct rw_stats *total,
+                             struct rw_stats *const *per)
+{
+    const char *path = srv->shared.cfg->stats_json_path;
+    if (!path)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "we");
+    if (!f || rw__stats_write_json(total, srv->count, per, f) < 0 || fclose(f) != 0 ||
+        rename(tmp, path) < 0)
+        RW_WARN("--stats-json %s: %s", path, strerror(errno));
+}
+
 static void stats_report(struct server *srv, enum stats_to_log to_log)
 {
     struct rw_stats total;
     struct rw_stats *per[RW_THREADS_MAX];
     stats_collect(srv, &total, per);
+    /* JSON first: once a stats line is in the log, the file holds the same counters. */
+    stats_write_json(srv, &total, per);
     char line[2048];
     /* The total comes last, so a reader of the log can take the last stats line as the total. */
     if (to_log == STATS_LOG_ALL && srv->count > 1) {
@@ -166,15 +182,6 @@ static void stats_report(struct server *srv, enum stats_to_log to_log)
         rw__stats_format_line(&total, -1, line, sizeof(line));
         rw__log(RW_LOG_INFO, "%s", line);
     }
-    const char *path = srv->shared.cfg->stats_json_path;
-    if (!path)
-        return;
-    char tmp[4096];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "we");
-    if (!f || rw__stats_write_json(&total, srv->count, per, f) < 0 || fclose(f) != 0 ||
-        rename(tmp, path) < 0)
-        RW_WARN("--stats-json %s: %s", path, strerror(errno));
 }
 
 /* Why a worker's loop setup failed, with the remedy where we know one. */
