@@ -245,6 +245,23 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->cpu_affinity = false;
     cfg->idle_timeout_ms = 60 * 1000;
     cfg->frame_timeout_ms = 30 * 1000;
+    /*
+     * 30 s of transmitted data going unacknowledged means the peer is gone:
+     * a live path answers a retransmission within a few RTOs (0.2 + 0.4 + ...
+     * + 12.8 s = 25.4 s covers seven of them). The kernel's own limit
+     * (tcp_retries2 = 15) is about 15 minutes, during which the socket, and
+     * after close() its orphan, keeps its send buffer (kernel-notes/11).
+     */
+    cfg->tcp_user_timeout_ms = 30 * 1000;
+    /*
+     * Keepalive is off by default: --idle-timeout (60 s) already reaps a
+     * silent peer, vanished or not, and keepalive adds probes and four
+     * setsockopt calls per accept for nothing. Turn it on when the idle timeout
+     * is off or long (kernel-notes/11).
+     */
+    cfg->keepalive_idle_s = 0;
+    cfg->keepalive_intvl_s = 0;
+    cfg->keepalive_probes = 0;
     cfg->max_frame_bytes = 1u << 20;
     cfg->max_conns = 10000;
     cfg->backlog = 4096;
@@ -431,6 +448,53 @@ static int set_frame_timeout(struct rw_config *cfg, const struct opt_ctx *o)
     return opt_duration(o, &cfg->frame_timeout_ms);
 }
 
+static int set_tcp_user_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_duration(o, &v);
+    if (rc < 0)
+        return rc;
+    if (v > RW_TCP_USER_TIMEOUT_MAX_MS)
+        return fail(o, "%s exceeds the kernel's limit of %ums (about 24 days)", o->value,
+                    RW_TCP_USER_TIMEOUT_MAX_MS);
+    cfg->tcp_user_timeout_ms = (uint32_t)v;
+    return 0;
+}
+
+void rw__keepalive_schedule(uint32_t idle_s, uint32_t *intvl_s, uint32_t *probes)
+{
+    RW_ASSERT(idle_s >= 1);
+    RW_ASSERT(idle_s <= RW_KEEPALIVE_MAX_S);
+    /* About three probes a third of idle_s apart; short settings get fewer, never 0. */
+    uint32_t intvl = idle_s / 3 > 0 ? idle_s / 3 : 1;
+    uint32_t count = idle_s / intvl;
+    RW_ASSERT(count >= 1);
+    RW_ASSERT(count <= RW_KEEPALIVE_PROBES_MAX);
+    RW_ASSERT((uint64_t)intvl * count <= idle_s);
+    *intvl_s = intvl;
+    *probes = count;
+}
+
+static int set_keepalive(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    uint64_t v = 0;
+    int rc = opt_duration(o, &v);
+    if (rc < 0)
+        return rc;
+    if (v % 1000 != 0)
+        return fail(o, "%s is not a whole number of seconds (the kernel's keepalive unit)",
+                    o->value);
+    if (v / 1000 > RW_KEEPALIVE_MAX_S)
+        return fail(o, "%s exceeds the kernel's limit of %us", o->value, RW_KEEPALIVE_MAX_S);
+    cfg->keepalive_idle_s = (uint32_t)(v / 1000);
+    cfg->keepalive_intvl_s = 0;
+    cfg->keepalive_probes = 0;
+    if (cfg->keepalive_idle_s > 0)
+        rw__keepalive_schedule(cfg->keepalive_idle_s, &cfg->keepalive_intvl_s,
+                               &cfg->keepalive_probes);
+    return 0;
+}
+
 static int set_drain_timeout(struct rw_config *cfg, const struct opt_ctx *o)
 {
     return opt_duration(o, &cfg->drain_timeout_ms);
@@ -534,6 +598,8 @@ static const struct opt_def opt_defs[] = {
     {"--cpu-affinity", NULL, false, set_cpu_affinity},
     {"--idle-timeout", NULL, true, set_idle_timeout},
     {"--frame-timeout", NULL, true, set_frame_timeout},
+    {"--tcp-user-timeout", NULL, true, set_tcp_user_timeout},
+    {"--keepalive", NULL, true, set_keepalive},
     {"--max-frame", NULL, true, set_max_frame},
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
@@ -646,6 +712,14 @@ void rw__config_usage(FILE *out)
             "                              nothing for DUR; 0 disables [60s]\n"
             "  --frame-timeout DUR         a frame once started must complete within\n"
             "                              DUR; 0 disables [30s]\n"
+            "  --tcp-user-timeout DUR      TCP_USER_TIMEOUT: the kernel drops a\n"
+            "                              connection whose sent data stays\n"
+            "                              unacknowledged for DUR (a vanished peer);\n"
+            "                              0 keeps the kernel's (~15 min) [30s]\n"
+            "  --keepalive DUR             TCP keepalive: probe a peer silent for DUR,\n"
+            "                              so a vanished one is dropped within about\n"
+            "                              2 x DUR (or --tcp-user-timeout, if longer);\n"
+            "                              whole seconds; 0 disables [0]\n"
             "  --max-frame SIZE            largest payload accepted, at most %s; a\n"
             "                              larger one closes the connection after the\n"
             "                              frames before it are answered; 0 allows only\n"

@@ -20,23 +20,27 @@ enum rw_config_action { RW_ACTION_RUN = 0, RW_ACTION_HELP, RW_ACTION_VERSION, RW
 struct rw_config {
     enum rw_config_action action;
     enum rw_backend_kind backend;
-    char listen_text[256];             /* as given, e.g. "[::1]:7000" */
+    char listen_text[256];               /* as given, e.g. "[::1]:7000" */
     struct sockaddr_storage listen_addr; /* resolved numeric address */
     socklen_t listen_addr_len;
-    uint32_t threads;                  /* >= 1; default: online CPUs */
-    bool cpu_affinity;                 /* --cpu-affinity: pin worker i to CPU i */
-    uint64_t idle_timeout_ms;          /* 0 disables */
-    uint64_t frame_timeout_ms;         /* --frame-timeout: a started frame must complete; 0 disables */
-    uint32_t max_frame_bytes;          /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
-    uint32_t max_conns;                /* 1 .. RW_CONNS_MAX */
-    uint32_t backlog;                  /* 1 .. INT_MAX; clamped by somaxconn at listen time */
-    uint64_t write_buffer_bytes;       /* >= 1 */
+    uint32_t threads;             /* >= 1; default: online CPUs */
+    bool cpu_affinity;            /* --cpu-affinity: pin worker i to CPU i */
+    uint64_t idle_timeout_ms;     /* 0 disables */
+    uint64_t frame_timeout_ms;    /* --frame-timeout: a started frame must complete; 0 disables */
+    uint32_t tcp_user_timeout_ms; /* --tcp-user-timeout: TCP_USER_TIMEOUT; 0 = kernel default */
+    uint32_t keepalive_idle_s;    /* --keepalive: TCP_KEEPIDLE; 0 disables SO_KEEPALIVE */
+    uint32_t keepalive_intvl_s;   /* derived from keepalive_idle_s: TCP_KEEPINTVL */
+    uint32_t keepalive_probes;    /* derived from keepalive_idle_s: TCP_KEEPCNT */
+    uint32_t max_frame_bytes;     /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
+    uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
+    uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
+    uint64_t write_buffer_bytes;  /* >= 1 */
     uint64_t drain_timeout_ms;
-    uint64_t stats_interval_ms;        /* 0 disables */
-    const char *stats_json_path;       /* --stats-json FILE, NULL if unset (points into argv) */
+    uint64_t stats_interval_ms;  /* 0 disables */
+    const char *stats_json_path; /* --stats-json FILE, NULL if unset (points into argv) */
     enum rw_log_level log_level;
-    uint32_t buf_count;                /* --buf-count: uring provided buffers (power of two) */
-    uint32_t buf_size_bytes;           /* --buf-size: bytes per provided buffer */
+    uint32_t buf_count;      /* --buf-count: uring provided buffers (power of two) */
+    uint32_t buf_size_bytes; /* --buf-size: bytes per provided buffer */
 };
 
 /* Fill every field with the documented default. */
@@ -56,6 +60,14 @@ int rw__parse_size(const char *text, uint64_t *out_bytes);
 int rw__parse_duration_ms(const char *text, uint64_t *out_ms);
 /* "127.0.0.1:7000", "[::1]:7000", "0.0.0.0:80", "[::]:0". 0 or -EINVAL. */
 int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len);
+
+/*
+ * Keepalive probe schedule for --keepalive idle_s (> 0): the first probe after
+ * idle_s of silence, then one every *intvl_s, *probes unanswered in all, so
+ * idle_s + intvl_s * probes <= 2 * idle_s (a silent peer is found within
+ * about twice the setting; kernel-notes/11). idle_s <= RW_KEEPALIVE_MAX_S.
+ */
+void rw__keepalive_schedule(uint32_t idle_s, uint32_t *intvl_s, uint32_t *probes);
 
 /* The --help text. */
 void rw__config_usage(FILE *out);

@@ -111,7 +111,10 @@ static void conn_close(struct rw_conn *c, enum rw_stat reason)
         conn_release(c);
 }
 
-void rw__conn_on_released(struct rw_conn *c) { conn_release(c); }
+void rw__conn_on_released(struct rw_conn *c)
+{
+    conn_release(c);
+}
 
 static void conn_shut_wr(struct rw_conn *c)
 {
@@ -156,10 +159,32 @@ static void conn_sent(struct rw_conn *c, size_t n)
             return;
         }
     }
-    if ((c->flags & RW_CONN_READ_PAUSED) && rw__outq_below_low(&c->outq, loop->cfg->write_buffer_bytes)) {
+    if ((c->flags & RW_CONN_READ_PAUSED) &&
+        rw__outq_below_low(&c->outq, loop->cfg->write_buffer_bytes)) {
         c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
         c->frame_started_ms = loop->now_ms; /* the peer was not the one holding the frame up */
         loop->ops->read_resume(loop->be, c);
+    }
+}
+
+/*
+ * Which counter a failed socket goes to. The kernel gave up on the peer
+ * (TCP_USER_TIMEOUT, keepalive or the retransmission limit) with ETIMEDOUT,
+ * or with the soft error it saw last when an ICMP unreachable came in first
+ * (tcp_write_err: sk_err = sk_err_soft ?: ETIMEDOUT); on an established socket
+ * those errors only come that way. Everything else (ECONNRESET, EPIPE...) is
+ * closed_error.
+ */
+static enum rw_stat error_reason(int err)
+{
+    switch (err) {
+    case -ETIMEDOUT:
+    case -EHOSTUNREACH:
+    case -ENETUNREACH:
+    case -EHOSTDOWN:
+        return RW_STAT_REAPED_TCP_TIMEOUT;
+    default:
+        return RW_STAT_CLOSED_ERROR;
     }
 }
 
@@ -170,7 +195,7 @@ static void conn_flush(struct rw_conn *c)
         int rc = loop->ops->flush(loop->be, c);
         if (rc < 0) {
             RW_DEBUG("conn %u: send: %s", c->index, strerror(-rc));
-            conn_close(c, RW_STAT_CLOSED_ERROR);
+            conn_close(c, error_reason(rc));
             return;
         }
         if (rc == 0)
@@ -194,6 +219,51 @@ static void flush_dirty(struct rw_loop *loop)
 }
 
 /* ---- callbacks from backends ---- */
+
+static int set_tcp_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
+}
+
+/*
+ * Per-connection socket policy, set on every accepted socket. Vanished peers
+ * (no FIN, no RST ever comes) are the kernel's to detect: TCP_USER_TIMEOUT
+ * bounds how long sent data may stay unacknowledged, keepalive probes an idle
+ * peer; either makes the next recv/send fail (ETIMEDOUT) and the connection is
+ * closed and counted as reaped_tcp_timeout (kernel-notes/11). Options left at
+ * 0 are not touched, so the kernel's defaults (or sysctls) apply. Values were
+ * validated by config.c, so a failure means a kernel without the option:
+ * logged once per worker, the connection is served anyway.
+ */
+static void conn_set_sockopts(struct rw_loop *loop, int fd)
+{
+    const struct rw_config *cfg = loop->cfg;
+    /* Replies are batched per loop turn by us; Nagle would only add delay. */
+    (void)set_tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    int rc = 0;
+    const char *what = NULL;
+    if (cfg->tcp_user_timeout_ms) {
+        what = "TCP_USER_TIMEOUT";
+        rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)cfg->tcp_user_timeout_ms);
+    }
+    if (rc == 0 && cfg->keepalive_idle_s) {
+        what = "SO_KEEPALIVE";
+        /* Schedule first, then switch it on, so the first probe follows the new idle time. */
+        rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)cfg->keepalive_idle_s);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)cfg->keepalive_intvl_s);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)cfg->keepalive_probes);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    }
+    if (rc < 0 && !loop->sockopt_warned) {
+        loop->sockopt_warned = true;
+        RW_WARN("setsockopt %s on an accepted socket: %s; vanished peers are left to "
+                "--idle-timeout",
+                what, strerror(-rc));
+    }
+}
 
 void rw__loop_on_accept(struct rw_loop *loop, int fd)
 {
@@ -223,9 +293,7 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     loop->open_count++;
     rw__stat_add(&loop->stats, RW_STAT_ACCEPTED, 1);
 
-    /* Replies are batched per loop turn by us; Nagle would only add delay. */
-    int one = 1;
-    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    conn_set_sockopts(loop, fd);
     conn_timer_update(c);
     int rc = loop->ops->conn_open(loop->be, c);
     if (rc < 0) {
@@ -251,7 +319,10 @@ void rw__loop_on_accept_error(struct rw_loop *loop, int err)
                 strerror(-err), RW_ACCEPT_BACKOFF_MS);
 }
 
-void rw__loop_on_wake(struct rw_loop *loop) { (void)loop; /* the run loop reads shared->stop */ }
+void rw__loop_on_wake(struct rw_loop *loop)
+{
+    (void)loop; /* the run loop reads shared->stop */
+}
 
 static int deliver_frame(void *ctx, const uint8_t *payload, uint32_t len)
 {
@@ -321,7 +392,7 @@ void rw__conn_on_sent(struct rw_conn *c, int res)
     loop_now(c->loop);
     if (res < 0) {
         RW_DEBUG("conn %u: send: %s", c->index, strerror(-res));
-        conn_close(c, RW_STAT_CLOSED_ERROR);
+        conn_close(c, error_reason(res));
         return;
     }
     conn_sent(c, (size_t)res);
@@ -336,7 +407,7 @@ void rw__conn_on_error(struct rw_conn *c, int err)
     if (c->state != RW_CONN_OPEN)
         return;
     RW_DEBUG("conn %u: recv: %s", c->index, strerror(-err));
-    conn_close(c, RW_STAT_CLOSED_ERROR);
+    conn_close(c, error_reason(err));
 }
 
 void rw__conn_on_writable(struct rw_conn *c)
@@ -404,8 +475,8 @@ static void drain_quiet_conns(struct rw_loop *loop)
 {
     for (uint32_t i = 0; i < loop->conn_cap; i++) {
         struct rw_conn *c = &loop->conns[i];
-        if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) ||
-            rw__reasm_pending(&c->reasm) || (c->flags & RW_CONN_PROTO_ERROR))
+        if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm) ||
+            (c->flags & RW_CONN_PROTO_ERROR))
             continue;
         int unread = 0;
         if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0)

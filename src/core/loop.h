@@ -53,6 +53,7 @@ struct rw_loop {
     bool draining;
     uint64_t drain_deadline_ms;
     bool force_closed;
+    bool sockopt_warned; /* a setsockopt on an accepted socket failed: said once */
     uint64_t now_ms;
 
     struct rw_stats stats;

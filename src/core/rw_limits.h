@@ -21,23 +21,30 @@
 /* --max-conns ceiling. */
 #define RW_CONNS_MAX (1u << 20)
 /* Timer wheel geometry. */
-#define RW_WHEEL_SLOTS 512u
+#define RW_WHEEL_SLOTS   512u
 #define RW_WHEEL_TICK_MS 20u
 /* Back off this long before accepting again after EMFILE/ENFILE/ENOMEM. */
 #define RW_ACCEPT_BACKOFF_MS 100u
 /* epoll backend: one scratch buffer per loop, events per epoll_wait, accepts per readiness. */
 #define RW_EPOLL_SCRATCH_BYTES (64u * 1024u)
-#define RW_EPOLL_EVENTS_MAX 512u
-#define RW_ACCEPT_BATCH_MAX 64u
+#define RW_EPOLL_EVENTS_MAX    512u
+#define RW_ACCEPT_BATCH_MAX    64u
 /* uring backend: provided buffer ring defaults and bounds, CQEs reaped per turn. */
 #define RW_URING_BUF_COUNT_DEFAULT 1024u
-#define RW_URING_BUF_SIZE_DEFAULT (16u * 1024u)
-#define RW_URING_BUF_COUNT_MAX 32768u
-#define RW_URING_BUF_SIZE_MAX (1u << 20)
-#define RW_URING_SQ_ENTRIES 1024u
-#define RW_URING_CQE_BATCH 512u
+#define RW_URING_BUF_SIZE_DEFAULT  (16u * 1024u)
+#define RW_URING_BUF_COUNT_MAX     32768u
+#define RW_URING_BUF_SIZE_MAX      (1u << 20)
+#define RW_URING_SQ_ENTRIES        1024u
+#define RW_URING_CQE_BATCH         512u
 /* How long a connection closed for a protocol error lingers for the peer's FIN. */
 #define RW_LINGER_MS 2000u
+/* --keepalive ceiling in seconds: the kernel's for TCP_KEEPIDLE and TCP_KEEPINTVL
+ * (MAX_TCP_KEEPIDLE). */
+#define RW_KEEPALIVE_MAX_S 32767u
+/* The kernel's ceiling for TCP_KEEPCNT (MAX_TCP_KEEPCNT). */
+#define RW_KEEPALIVE_PROBES_MAX 127u
+/* --tcp-user-timeout ceiling: the kernel takes a non-negative int of milliseconds. */
+#define RW_TCP_USER_TIMEOUT_MAX_MS ((unsigned)INT_MAX)
 /* --threads ceiling. */
 #define RW_THREADS_MAX 256u
 

@@ -16,6 +16,7 @@
     X(REJECTED_LIMIT, "rejected_limit")                                                            \
     X(REAPED_IDLE, "reaped_idle")                                                                  \
     X(REAPED_FRAME_TIMEOUT, "reaped_frame_timeout")                                                \
+    X(REAPED_TCP_TIMEOUT, "reaped_tcp_timeout")                                                    \
     X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
     X(CLOSED_ERROR, "closed_error")                                                                \
     X(FRAMES_IN, "frames_in")                                                                      \

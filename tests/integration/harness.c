@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -101,10 +102,26 @@ int h_time_factor(void)
     return w && *w ? 6 : 1;
 }
 
+/* In the forked child: enter the network namespace NAME (as `ip netns exec NAME` does). */
+static int enter_netns(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof(path), "/run/netns/%s", name);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    int rc = setns(fd, CLONE_NEWNET) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 /* In the forked child: reset what the test process changed, then exec. */
-static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, pid_t parent)
+static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, const char *netns,
+                       pid_t parent)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+        _exit(126);
+    if (netns && enter_netns(netns) < 0)
         _exit(126);
     int null_fd = open("/dev/null", O_RDONLY);
     if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(log_fd, STDOUT_FILENO) < 0 ||
@@ -138,8 +155,8 @@ static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, pid_
 }
 
 /* Fork the binary with argv (argv[0] already the binary), output into a new temp file. */
-static int spawn(const char *const argv[], rlim_t nofile, pid_t *pid, char *log_path,
-                 size_t path_bytes)
+static int spawn(const char *const argv[], rlim_t nofile, const char *netns, pid_t *pid,
+                 char *log_path, size_t path_bytes)
 {
     snprintf(log_path, path_bytes, "/tmp/rw-integ-XXXXXX");
     int log_fd = mkostemp(log_path, O_APPEND | O_CLOEXEC);
@@ -154,7 +171,7 @@ static int spawn(const char *const argv[], rlim_t nofile, pid_t *pid, char *log_
         return -err;
     }
     if (*pid == 0)
-        exec_child(log_fd, argv, nofile, parent);
+        exec_child(log_fd, argv, nofile, netns, parent);
     close(log_fd);
     return 0;
 }
@@ -254,7 +271,8 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
         argv[argc++] = opts->args[i];
     }
     argv[argc] = NULL;
-    int rc = spawn(argv, opts->nofile, &srv->pid, srv->log_path, sizeof(srv->log_path));
+    int rc =
+        spawn(argv, opts->nofile, opts->netns, &srv->pid, srv->log_path, sizeof(srv->log_path));
     if (rc < 0)
         return rc;
     static char log[H_LOG_MAX];
@@ -335,7 +353,7 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
     }
     argv[argc] = NULL;
     struct h_server run = {0};
-    int rc = spawn(argv, 0, &run.pid, run.log_path, sizeof(run.log_path));
+    int rc = spawn(argv, 0, NULL, &run.pid, run.log_path, sizeof(run.log_path));
     if (rc < 0)
         return rc;
     int64_t deadline = h_now_ms() + (int64_t)timeout_ms * h_time_factor();

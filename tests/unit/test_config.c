@@ -131,6 +131,10 @@ START_TEST(test_config_defaults)
     ck_assert(!cfg.cpu_affinity);
     ck_assert_uint_eq(cfg.idle_timeout_ms, 60000);
     ck_assert_uint_eq(cfg.frame_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg.tcp_user_timeout_ms, 30000);
+    ck_assert_uint_eq(cfg.keepalive_idle_s, 0);
+    ck_assert_uint_eq(cfg.keepalive_intvl_s, 0);
+    ck_assert_uint_eq(cfg.keepalive_probes, 0);
     ck_assert_uint_eq(cfg.max_frame_bytes, 1u << 20);
     ck_assert_uint_eq(cfg.max_conns, 10000);
     ck_assert_uint_eq(cfg.backlog, 4096);
@@ -171,6 +175,18 @@ START_TEST(test_config_every_option_both_forms)
     ck_assert_uint_eq(cfg.idle_timeout_ms, 5000);
     parse_both(&cfg, "--frame-timeout", "250ms");
     ck_assert_uint_eq(cfg.frame_timeout_ms, 250);
+    parse_both(&cfg, "--tcp-user-timeout", "1500ms");
+    ck_assert_uint_eq(cfg.tcp_user_timeout_ms, 1500);
+    parse_both(&cfg, "--tcp-user-timeout", "0");
+    ck_assert_uint_eq(cfg.tcp_user_timeout_ms, 0);
+    parse_both(&cfg, "--keepalive", "30s");
+    ck_assert_uint_eq(cfg.keepalive_idle_s, 30);
+    ck_assert_uint_eq(cfg.keepalive_intvl_s, 10);
+    ck_assert_uint_eq(cfg.keepalive_probes, 3);
+    parse_both(&cfg, "--keepalive", "0");
+    ck_assert_uint_eq(cfg.keepalive_idle_s, 0);
+    ck_assert_uint_eq(cfg.keepalive_intvl_s, 0);
+    ck_assert_uint_eq(cfg.keepalive_probes, 0);
     parse_both(&cfg, "--max-frame", "64K");
     ck_assert_uint_eq(cfg.max_frame_bytes, 64u << 10);
     parse_both(&cfg, "--max-conns", "123");
@@ -507,6 +523,20 @@ START_TEST(test_config_bounds)
     parse_both(&cfg, "--idle-timeout", "43200m");
     ck_assert_uint_eq(cfg.idle_timeout_ms, 43200ull * 60000);
     expect_bad("--idle-timeout", "43201m", "exceeds the limit");
+
+    /* The kernel's ceilings: TCP_USER_TIMEOUT is an int of ms, keepalive times 32767 s. */
+    snprintf(text, sizeof(text), "%ums", RW_TCP_USER_TIMEOUT_MAX_MS);
+    parse_both(&cfg, "--tcp-user-timeout", text);
+    ck_assert_uint_eq(cfg.tcp_user_timeout_ms, RW_TCP_USER_TIMEOUT_MAX_MS);
+    snprintf(text, sizeof(text), "%llums", (unsigned long long)RW_TCP_USER_TIMEOUT_MAX_MS + 1);
+    expect_bad("--tcp-user-timeout", text, "exceeds the kernel's limit of 2147483647ms");
+    parse_both(&cfg, "--keepalive", "1");
+    ck_assert_uint_eq(cfg.keepalive_idle_s, 1);
+    snprintf(text, sizeof(text), "%us", RW_KEEPALIVE_MAX_S);
+    parse_both(&cfg, "--keepalive", text);
+    ck_assert_uint_eq(cfg.keepalive_idle_s, RW_KEEPALIVE_MAX_S);
+    snprintf(text, sizeof(text), "%us", RW_KEEPALIVE_MAX_S + 1);
+    expect_bad("--keepalive", text, "exceeds the kernel's limit of 32767s");
 }
 END_TEST
 
@@ -529,8 +559,9 @@ START_TEST(test_config_bad_values)
     expect_bad("--threads", "4x", "invalid number");
     expect_bad("--threads", "99999999999999999999999", "exceeds the limit");
 
-    static const char *const durations[] = {"--idle-timeout", "--frame-timeout", "--drain-timeout",
-                                            "--stats-interval"};
+    static const char *const durations[] = {"--idle-timeout",     "--frame-timeout",
+                                            "--drain-timeout",    "--stats-interval",
+                                            "--tcp-user-timeout", "--keepalive"};
     for (size_t i = 0; i < sizeof(durations) / sizeof(durations[0]); i++) {
         expect_bad(durations[i], "abc", "invalid duration 'abc'");
         expect_bad(durations[i], "", "invalid duration");
@@ -539,6 +570,12 @@ START_TEST(test_config_bad_values)
         expect_bad(durations[i], "99999999999999999999999", "exceeds the limit");
         expect_bad(durations[i], "18446744073709551615m", "exceeds the limit");
     }
+
+    /* Keepalive times are whole seconds in the kernel: no silent rounding. */
+    expect_bad("--keepalive", "1500ms", "not a whole number of seconds");
+    expect_bad("--keepalive", "999ms", "not a whole number of seconds");
+    ck_assert_int_eq(PARSE(&cfg, "--keepalive", "2000ms"), 0);
+    ck_assert_uint_eq(cfg.keepalive_idle_s, 2);
 
     expect_bad("--max-frame", "abc", "invalid size 'abc' (bytes, or with K, M, G)");
     expect_bad("--max-frame", "", "invalid size");
@@ -613,9 +650,10 @@ START_TEST(test_config_missing_value)
 {
     struct rw_config cfg;
     static const char *const valued[] = {
-        "--backend",        "--listen",     "--threads",   "--idle-timeout", "--frame-timeout",
-        "--max-frame",      "--max-conns",  "--backlog",   "--write-buffer", "--drain-timeout",
-        "--stats-interval", "--stats-json", "--log-level", "--buf-count",    "--buf-size",
+        "--backend",          "--listen",     "--threads",   "--idle-timeout", "--frame-timeout",
+        "--max-frame",        "--max-conns",  "--backlog",   "--write-buffer", "--drain-timeout",
+        "--stats-interval",   "--stats-json", "--log-level", "--buf-count",    "--buf-size",
+        "--tcp-user-timeout", "--keepalive",
     };
     char want[64];
     for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++) {
@@ -695,6 +733,8 @@ START_TEST(test_config_usage)
         "--cpu-affinity",
         "--idle-timeout",
         "--frame-timeout",
+        "--tcp-user-timeout",
+        "--keepalive",
         "--max-frame",
         "--max-conns",
         "--backlog",
@@ -740,6 +780,39 @@ START_TEST(test_config_usage)
 }
 END_TEST
 
+/*
+ * --keepalive DUR: a silent peer must be found within 2 x DUR (first probe
+ * after DUR, then probes x intvl), with at least one probe, within the
+ * kernel's bounds, and with about three probes once DUR allows it.
+ */
+START_TEST(test_config_keepalive_schedule)
+{
+    static const struct {
+        uint32_t idle_s, intvl_s, probes;
+    } known[] = {{1, 1, 1},  {2, 1, 2},   {3, 1, 3},   {5, 1, 5},      {6, 2, 3},
+                 {10, 3, 3}, {30, 10, 3}, {60, 20, 3}, {7200, 2400, 3}};
+    for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+        uint32_t intvl = 0, probes = 0;
+        rw__keepalive_schedule(known[i].idle_s, &intvl, &probes);
+        ck_assert_msg(intvl == known[i].intvl_s && probes == known[i].probes,
+                      "--keepalive %us: intvl %u probes %u", known[i].idle_s, intvl, probes);
+    }
+    for (uint32_t idle = 1; idle <= RW_KEEPALIVE_MAX_S; idle++) {
+        uint32_t intvl = 0, probes = 0;
+        rw__keepalive_schedule(idle, &intvl, &probes);
+        ck_assert_uint_ge(intvl, 1);
+        ck_assert_uint_le(intvl, RW_KEEPALIVE_MAX_S);
+        ck_assert_uint_ge(probes, 1);
+        ck_assert_uint_le(probes, RW_KEEPALIVE_PROBES_MAX);
+        ck_assert_uint_le((uint64_t)intvl * probes, idle);
+        if (idle >= 3)
+            ck_assert_uint_ge(probes, 3);
+        /* Not much sooner than 2 x DUR either: the last probe gets its interval. */
+        ck_assert_uint_ge(idle + (uint64_t)intvl * probes, 2ull * idle - 2 * intvl);
+    }
+}
+END_TEST
+
 START_TEST(test_config_small_err_buffer)
 {
     struct rw_config cfg;
@@ -781,6 +854,7 @@ static Suite *config_suite(void)
         {"test_config_positional", test_config_positional},
         {"test_config_help_version", test_config_help_version},
         {"test_config_usage", test_config_usage},
+        {"test_config_keepalive_schedule", test_config_keepalive_schedule},
         {"test_config_small_err_buffer", test_config_small_err_buffer},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
