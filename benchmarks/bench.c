@@ -1173,6 +1173,12 @@ static int run_load(void)
     else
         print_text(&s);
     fflush(stdout);
+    for (uint32_t t = 0; t < g_cfg.threads; t++)
+        free(ws[t].rx_buf);
+    free(slots);
+    free(total);
+    free(ws);
+    free(conns);
     return s.errors || s.c.lost || s.c.mismatches ? 1 : 0;
 }
 

@@ -213,7 +213,7 @@ START_TEST(test_bench_verify_catches_corruption)
     atomic_store(&b.stop, true);
     pthread_join(b.thread, NULL);
     close(b.listen_fd);
-    ck_assert_msg(rc != 0, "bench --verify exited 0 on corrupted echoes: %s", out);
+    ck_assert_msg(rc == 1, "bench --verify exited %d on corrupted echoes (want 1): %s", rc, out);
     ck_assert_msg(json_num(out, "mismatches") > 0, "no mismatch counted: %s", out);
 }
 END_TEST
@@ -232,7 +232,8 @@ START_TEST(test_bench_lost_frames_fail)
     ck_assert_int_eq(h_stop(&srv, SIGKILL, 5000), 128 + SIGKILL);
     unlink(srv.log_path);
     int rc = bench_wait(&r, 20000, out, sizeof(out));
-    ck_assert_msg(rc != 0, "bench exited 0 although the server died mid-run: %s", out);
+    ck_assert_msg(rc == 1, "bench exited %d although the server died mid-run (want 1): %s", rc,
+                  out);
     ck_assert_msg(json_num(out, "errors") > 0 || json_num(out, "lost_frames") > 0,
                   "no error or lost frame reported: %s", out);
 }
