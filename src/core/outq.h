@@ -44,8 +44,14 @@ static inline void rw__outq_init(struct rw_outq *q)
     q->tail = NULL;
     q->bytes = 0;
 }
-static inline bool rw__outq_empty(const struct rw_outq *q) { return q->bytes == 0; }
-static inline uint64_t rw__outq_bytes(const struct rw_outq *q) { return q->bytes; }
+static inline bool rw__outq_empty(const struct rw_outq *q)
+{
+    return q->bytes == 0;
+}
+static inline uint64_t rw__outq_bytes(const struct rw_outq *q)
+{
+    return q->bytes;
+}
 
 /* Append len bytes (copied). Returns 0 or -ENOMEM (queue unchanged then). */
 int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *data, size_t len);
