@@ -546,6 +546,9 @@ int rw__loop_run(struct rw_loop *loop)
         if (rc < 0)
             return rc;
         rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
+        /* Output memory held right now: queued replies, and free blocks kept for reuse. */
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
     }
 }
 

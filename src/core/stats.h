@@ -34,7 +34,9 @@
     X(REARM_RECV_NOBUFS, "rearm_recv_enobufs")                                                     \
     X(REARM_RECV_OTHER, "rearm_recv_other")                                                        \
     X(REARM_ACCEPT, "rearm_accept")                                                                \
-    X(SQ_FULL, "sq_full")
+    X(SQ_FULL, "sq_full")                                                                          \
+    X(OUT_BLOCKS_LIVE, "out_blocks_live")                                                          \
+    X(OUT_BLOCKS_CACHED, "out_blocks_cached")
 
 enum rw_stat {
 #define RW_STAT_ENUM(id, name) RW_STAT_##id,
@@ -53,6 +55,12 @@ static inline void rw__stat_add(struct rw_stats *s, enum rw_stat k, uint64_t n)
 {
     uint64_t old = atomic_load_explicit(&s->v[k], memory_order_relaxed);
     atomic_store_explicit(&s->v[k], old + n, memory_order_relaxed);
+}
+
+/* Gauges (out_blocks_*) are set, not added: the loop stores their current value each turn. */
+static inline void rw__stat_set(struct rw_stats *s, enum rw_stat k, uint64_t v)
+{
+    atomic_store_explicit(&s->v[k], v, memory_order_relaxed);
 }
 
 static inline uint64_t rw__stat_get(const struct rw_stats *s, enum rw_stat k)
