@@ -406,7 +406,7 @@ def cmd_matrix(a):
         for c in cells:
             d = delta(tmp, f"{c}-{b}") or {}
             bad = {k: d[k] for k in ("closed_error", "closed_protocol", "rejected_limit",
-                                     "reaped_idle", "reaped_frame_timeout", "sq_full")
+                                     "reaped_idle", "reaped_frame_timeout", "reaped_tcp_timeout", "sq_full")
                    if d.get(k)}
             if bad:
                 odd.append(f"- {cell_name(c)} {b}: server counters " +
@@ -418,7 +418,7 @@ def cmd_matrix(a):
             continue
         t = final["total"]
         bad = {k: t[k] for k in ("closed_error", "closed_protocol", "rejected_limit",
-                                 "reaped_idle", "reaped_frame_timeout", "sq_full",
+                                 "reaped_idle", "reaped_frame_timeout", "reaped_tcp_timeout", "sq_full",
                                  "accept_backoffs", "backpressure_pauses", "rearm_recv_enobufs")
                if t.get(k)}
         if bad:
