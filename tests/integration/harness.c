@@ -42,11 +42,26 @@ static int ms_left(int64_t deadline_ms)
     return left < 0 ? 0 : (int)left;
 }
 
-static void sleep_ms(int ms)
+void h_sleep_ms(int ms)
 {
     struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
     while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
         ;
+}
+
+int h_connect_start(const struct h_server *srv)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
 }
 
 void h_init(unsigned alarm_seconds)
@@ -287,7 +302,7 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
                 return -ENOTSUP;
             return -ECHILD;
         }
-        sleep_ms(POLL_STEP_MS);
+        h_sleep_ms(POLL_STEP_MS);
     } while (h_now_ms() < deadline);
     h_stop(srv, SIGKILL, 2000);
     return -ETIMEDOUT;
@@ -321,7 +336,7 @@ int h_wait_exit(struct h_server *srv, int timeout_ms)
     while (h_now_ms() < deadline) {
         if (try_reap(srv))
             return srv->exit_code;
-        sleep_ms(POLL_STEP_MS);
+        h_sleep_ms(POLL_STEP_MS);
     }
     kill(srv->pid, SIGKILL);
     int status;
@@ -358,7 +373,7 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
         return rc;
     int64_t deadline = h_now_ms() + (int64_t)timeout_ms * h_time_factor();
     while (!try_reap(&run) && h_now_ms() < deadline)
-        sleep_ms(POLL_STEP_MS);
+        h_sleep_ms(POLL_STEP_MS);
     if (run.reaped) {
         rc = run.exit_code;
     } else {
@@ -450,7 +465,7 @@ int h_stats(struct h_server *srv, char *line, size_t bytes)
     kill(srv->pid, SIGUSR1);
     int64_t deadline = h_now_ms() + 3000 * h_time_factor();
     while (h_now_ms() < deadline) {
-        sleep_ms(POLL_STEP_MS);
+        h_sleep_ms(POLL_STEP_MS);
         h_log(srv, log, sizeof(log));
         /* The whole line must be there: it ends with a newline. */
         if (last_stats_line(log, line, bytes) > before && log[strlen(log) - 1] == '\n')
@@ -487,7 +502,7 @@ int64_t h_wait_stat_eq(struct h_server *srv, const char *key, int64_t want, int 
         int64_t v = h_stat_ok(srv, key);
         if (v == want || h_now_ms() >= deadline)
             return v;
-        sleep_ms(50);
+        h_sleep_ms(50);
     }
 }
 

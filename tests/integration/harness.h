@@ -105,6 +105,12 @@ int64_t h_wait_stat_eq(struct h_server *srv, const char *key, int64_t want, int 
 long h_rss_kib(pid_t pid);
 long h_cpu_ms(pid_t pid);
 
+/* Sleep ms milliseconds (resumed after signals). */
+void h_sleep_ms(int ms);
+
+/* Start a non-blocking IPv4 loopback connect to the server; fd (connecting) or -errno. */
+int h_connect_start(const struct h_server *srv);
+
 /* Monotonic milliseconds. */
 int64_t h_now_ms(void);
 

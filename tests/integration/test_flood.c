@@ -30,12 +30,6 @@
 #define PAYLOAD_BYTES 16
 #define ECHO_WINDOW   32 /* flood connections waiting for their echo at a time */
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /*
  * The anchor: an established connection that echoes a frame every 20 ms on
  * its own thread while the main thread floods. Failures are recorded, not
@@ -75,7 +69,7 @@ static void *anchor_main(void *arg)
         if (took > ECHO_BOUND_MS)
             a->slow++;
         a->echoes++;
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     return NULL;
 }
@@ -100,21 +94,6 @@ static void anchor_stop_ok(struct anchor *a)
     fprintf(stderr, "%s: anchor: %u echoes in %lld ms of flood, slowest %lld ms\n", h_backend(),
             a->echoes, (long long)(h_now_ms() - a->started_ms), (long long)a->max_ms);
     close(a->fd);
-}
-
-static int connect_start(const struct h_server *srv)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    return fd;
 }
 
 static void payload_for(uint8_t frame[H_FRAME_HDR + PAYLOAD_BYTES], int i)
@@ -252,14 +231,14 @@ START_TEST(test_flood_syns_over_backlog)
     h_start_ok(&srv, &(struct h_opts){.args = args});
     struct anchor a;
     anchor_start(&a, &srv);
-    sleep_ms(100);
+    h_sleep_ms(100);
 
     int *fds = calloc((size_t)count, sizeof(int));
     enum conn_state *st = calloc((size_t)count, sizeof(*st));
     struct pollfd *p = calloc((size_t)count, sizeof(*p));
     ck_assert(fds && st && p);
     for (int i = 0; i < count; i++) {
-        fds[i] = connect_start(&srv);
+        fds[i] = h_connect_start(&srv);
         ck_assert_msg(fds[i] >= 0, "socket/connect %d: %s", i, strerror(-fds[i]));
     }
     /* A dropped SYN is retried after 1, 3, 7 s: 15 s sees the fourth try. */
@@ -328,7 +307,7 @@ START_TEST(test_flood_reconnect_storm)
     h_start_ok(&srv, NULL);
     struct anchor a;
     anchor_start(&a, &srv);
-    sleep_ms(100);
+    h_sleep_ms(100);
     uint32_t done = 0, failed = 0;
     int64_t begin = h_now_ms(), end = begin + STORM_MS;
     while (h_now_ms() < end && done + failed < STORM_MAX) {
@@ -351,7 +330,7 @@ START_TEST(test_flood_reconnect_storm)
     ck_assert_msg(open == 0, "conns_open stays %lld after the storm", (long long)open);
     /* Every completed connect was accepted (the last few may still sit in the queue). */
     int64_t want = (int64_t)done + 1, accepted = 0;
-    for (int64_t give_up = h_now_ms() + 5000; h_now_ms() < give_up; sleep_ms(50)) {
+    for (int64_t give_up = h_now_ms() + 5000; h_now_ms() < give_up; h_sleep_ms(50)) {
         accepted = h_stat_ok(&srv, "accepted");
         if (accepted >= want)
             break;

@@ -27,12 +27,6 @@
 #define PUSH_BOUND_BYTES (64u << 20)
 #define RSS_GROWTH_KIB   (32l << 10)
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Non-blocking: has the peer closed (EOF or RST) already? */
 static bool closed_now(int fd)
 {
@@ -55,7 +49,7 @@ START_TEST(test_limits_idle_reap)
             idle_closed_ms = h_now_ms() - t0;
         int64_t next = t0 + (i + 1) * 100;
         if (next > h_now_ms())
-            sleep_ms((int)(next - h_now_ms()));
+            h_sleep_ms((int)(next - h_now_ms()));
     }
     /* The active connection survived 1.5 s of 100 ms gaps with a 300 ms idle timeout. */
     h_echo_ok(active, payload, sizeof(payload), 1000);
@@ -85,7 +79,7 @@ START_TEST(test_limits_frame_timeout)
     h_build_frame(frame, payload, sizeof(payload));
     for (size_t i = 0; i < sizeof(frame); i++) {
         ck_assert_int_eq(h_send_all(slow, frame + i, 1, 1000), 0);
-        sleep_ms(30);
+        h_sleep_ms(30);
     }
     uint8_t reply[sizeof(frame)];
     ck_assert_int_eq(h_recv_exact(slow, reply, sizeof(reply), 2000), 0);
@@ -99,7 +93,7 @@ START_TEST(test_limits_frame_timeout)
     int64_t t0 = h_now_ms(), closed_ms = -1;
     ck_assert_int_eq(h_send_all(drip, hdr, sizeof(hdr), 1000), 0);
     for (int i = 0; i < 40 && closed_ms < 0; i++) {
-        sleep_ms(100);
+        h_sleep_ms(100);
         uint8_t b = (uint8_t)i;
         if (closed_now(drip) || send(drip, &b, 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
             closed_ms = h_now_ms() - t0;
@@ -152,22 +146,6 @@ START_TEST(test_limits_max_conns)
 }
 END_TEST
 
-/* Start a non-blocking connect to the server's loopback address; fd or -errno. */
-static int connect_start(const struct h_server *srv)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -errno;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
-        int err = errno;
-        close(fd);
-        return -err;
-    }
-    return fd;
-}
-
 /* Wait until every socket in fds is connected (writable, no error); returns how many are. */
 static int wait_connected(int *fds, int count, int timeout_ms)
 {
@@ -217,7 +195,7 @@ static void check_many_conns_all_served(const char *const *args)
     struct pollfd *p = calloc((size_t)count, sizeof(*p));
     ck_assert(fds && got && p);
     for (int i = 0; i < count; i++) {
-        fds[i] = connect_start(&srv);
+        fds[i] = h_connect_start(&srv);
         ck_assert_msg(fds[i] >= 0, "socket/connect %d: %s", i, strerror(-fds[i]));
     }
     ck_assert_int_eq(wait_connected(fds, count, 10000), count);
@@ -391,14 +369,14 @@ START_TEST(test_limits_out_of_fds_no_busy_loop)
 
     int fds[FLOOD_CLIENTS];
     for (int i = 0; i < FLOOD_CLIENTS; i++) {
-        fds[i] = connect_start(&srv);
+        fds[i] = h_connect_start(&srv);
         ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, strerror(-fds[i]));
     }
     /* They complete in the kernel's backlog whether or not the server can accept them. */
     wait_connected(fds, FLOOD_CLIENTS, 5000);
-    sleep_ms(200);
+    h_sleep_ms(200);
     long cpu0 = h_cpu_ms(srv.pid);
-    sleep_ms(2000);
+    h_sleep_ms(2000);
     long cpu1 = h_cpu_ms(srv.pid);
     /* The overload was real: 64 descriptors cannot hold every client. */
     int64_t accepted = h_stat_ok(&srv, "accepted");

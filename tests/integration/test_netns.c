@@ -52,12 +52,6 @@ struct topo {
     bool up;
 };
 
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 /* Run a shell command line; its exit status (or -1). Output goes to our stderr. */
 __attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...)
 {
@@ -186,7 +180,7 @@ static long warm_baseline(const struct topo *t, const struct h_server *srv)
         h_echo_ok(fd, payload, sizeof(payload), 2000);
     }
     close(fd);
-    sleep_ms(100);
+    h_sleep_ms(100);
     long rss = h_rss_kib(srv->pid);
     ck_assert_int_gt(rss, 0);
     return rss;
@@ -199,7 +193,7 @@ static int64_t wait_reaped(struct h_server *srv, int64_t since_ms, int timeout_m
     while (h_now_ms() < deadline) {
         if (h_stat_ok(srv, "conns_open") == 0)
             return h_now_ms() - since_ms;
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     return -1;
 }
@@ -418,7 +412,7 @@ START_TEST(test_netns_idle_peer_reaped_by_keepalive)
             reaped_ms = h_now_ms() - last_io;
             break;
         }
-        sleep_ms(20);
+        h_sleep_ms(20);
     }
     ck_assert_msg(reaped_ms >= 0,
                   "a cut-off idle peer was not found by keepalive within 8 s (--keepalive 1s, "
@@ -427,7 +421,7 @@ START_TEST(test_netns_idle_peer_reaped_by_keepalive)
     ck_assert_msg(reaped_ms >= 1500, "reaped only %lld ms after its last I/O (--keepalive 1s)",
                   (long long)reaped_ms);
     /* The live peer idled just as long and more; keepalive did not touch it. */
-    sleep_ms(1500);
+    h_sleep_ms(1500);
     h_echo_ok(live, payload, sizeof(payload), 2000);
     char line[4096];
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
