@@ -44,15 +44,6 @@ static uint64_t loop_now(struct rw_loop *loop)
 
 /* ---- connection lifecycle ---- */
 
-static void mark_dirty(struct rw_conn *c)
-{
-    if (c->flags & RW_CONN_DIRTY)
-        return;
-    c->flags |= RW_CONN_DIRTY;
-    c->dirty_next = c->loop->dirty_head;
-    c->loop->dirty_head = c;
-}
-
 static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *c)
 {
     const struct rw_config *cfg = loop->cfg;
@@ -208,6 +199,7 @@ static void flush_dirty(struct rw_loop *loop)
 {
     struct rw_conn *list = loop->dirty_head;
     loop->dirty_head = NULL;
+    loop->dirty_count = 0;
     while (list) {
         struct rw_conn *c = list;
         list = c->dirty_next;
@@ -215,6 +207,30 @@ static void flush_dirty(struct rw_loop *loop)
         c->flags &= (uint16_t)~RW_CONN_DIRTY;
         if (c->state == RW_CONN_OPEN)
             conn_flush(c);
+    }
+}
+
+/*
+ * c has replies to send: flush it with the others at the end of the turn, so
+ * a connection's replies from several reads leave in one send. A busy turn
+ * (hundreds of ready connections after a stall) would otherwise hold one
+ * output block per connection until the turn ends, and the pool's high-water
+ * mark -- resident memory -- would creep up with the worst stall seen; so
+ * once RW_DIRTY_FLUSH_MAX connections wait, they are flushed now. Callers do
+ * not touch c after this (the flush may close it). Nothing a flush calls
+ * marks a connection dirty, so this does not recurse.
+ */
+static void mark_dirty(struct rw_conn *c)
+{
+    struct rw_loop *loop = c->loop;
+    if (c->flags & RW_CONN_DIRTY)
+        return;
+    c->flags |= RW_CONN_DIRTY;
+    c->dirty_next = loop->dirty_head;
+    loop->dirty_head = c;
+    if (++loop->dirty_count >= RW_DIRTY_FLUSH_MAX) {
+        rw__stat_add(&loop->stats, RW_STAT_EARLY_FLUSHES, 1);
+        flush_dirty(loop);
     }
 }
 
@@ -361,14 +377,14 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
     }
     if (c->state != RW_CONN_OPEN)
         return;
-    if (!rw__outq_empty(&c->outq))
-        mark_dirty(c);
     if (!(c->flags & (RW_CONN_READ_PAUSED | RW_CONN_PROTO_ERROR)) &&
         rw__outq_above_high(&c->outq, loop->cfg->write_buffer_bytes)) {
         c->flags |= RW_CONN_READ_PAUSED;
         rw__stat_add(&loop->stats, RW_STAT_BACKPRESSURE_PAUSES, 1);
         loop->ops->read_pause(loop->be, c);
     }
+    if (!rw__outq_empty(&c->outq))
+        mark_dirty(c); /* last: it may flush and close c */
 }
 
 void rw__conn_on_eof(struct rw_conn *c)

@@ -45,6 +45,7 @@ struct rw_loop {
     struct rw_wheel wheel;
     struct rw_block_pool pool;
     struct rw_conn *dirty_head;
+    uint32_t dirty_count; /* connections on the dirty list */
 
     int listen_fd;
     int wake_fd; /* eventfd: the main thread wakes us for stop */

@@ -16,6 +16,10 @@
 #define RW_OUTQ_BLOCK_BYTES (16u * 1024u)
 /* Free output blocks a loop keeps cached (16 MiB at 16 KiB each). */
 #define RW_BLOCK_POOL_CACHE_MAX 1024u
+/* Connections with unflushed replies before the loop flushes them mid-turn: each holds an
+ * output block until flushed, so this bounds the blocks one busy turn can take (kernel-notes/13).
+ */
+#define RW_DIRTY_FLUSH_MAX 64u
 /* iovecs per gathered send: epoll uses a stack array of this many. */
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */

@@ -31,6 +31,7 @@
     X(CQES, "cqes")                                                                                \
     X(RECV_CALLS, "recv_calls")                                                                    \
     X(SEND_CALLS, "send_calls")                                                                    \
+    X(EARLY_FLUSHES, "early_flushes")                                                              \
     X(REARM_RECV_NOBUFS, "rearm_recv_enobufs")                                                     \
     X(REARM_RECV_OTHER, "rearm_recv_other")                                                        \
     X(REARM_ACCEPT, "rearm_accept")                                                                \

@@ -4,12 +4,14 @@
  * closes the surplus at once and frees its slot; thousands of simultaneous
  * connections are all served; a peer that never reads is paused at
  * --write-buffer with bounded memory while others are served; running out of
- * descriptors does not turn into a busy loop and accepting resumes after.
+ * descriptors does not turn into a busy loop and accepting resumes after; a
+ * burst after a stall does not take an output block per ready connection.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -358,6 +360,65 @@ START_TEST(test_limits_never_reads)
 }
 END_TEST
 
+/*
+ * A stalled server wakes to hundreds of connections with a frame each. The
+ * loop flushes replies once 64 connections wait (RW_DIRTY_FLUSH_MAX) instead
+ * of holding one output block per ready connection until the turn ends, which
+ * made resident memory creep up with the worst stall (the epoll soak's RSS
+ * steps, benchmarks/results/soak.md). Every echo must still come back right;
+ * on epoll the blocks ever taken (live + cached: the pool keeps every returned
+ * block) stay within 64 per worker and early flushes were counted. On uring
+ * the completions of a stall arrive over several turns (deferred task work)
+ * and a block also waits for its send's completion, so only the echoes are
+ * checked there.
+ */
+START_TEST(test_limits_burst_after_stall_bounded_blocks)
+{
+    enum { CONNS = 400, PAYLOAD = 64, PER_WORKER_BOUND = 64 };
+    const char *threads = getenv("RW_THREADS");
+    int workers = threads && *threads ? atoi(threads) : 1;
+    ck_assert_int_ge(workers, 1);
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    static int fds[CONNS];
+    uint8_t payload[PAYLOAD], reply[PAYLOAD];
+    for (int i = 0; i < CONNS; i++) {
+        fds[i] = h_connect_ok(&srv);
+        h_fill(payload, sizeof(payload), (uint32_t)i);
+        h_echo_ok(fds[i], payload, sizeof(payload), 3000); /* established and served once */
+    }
+    ck_assert_int_eq(kill(srv.pid, SIGSTOP), 0);
+    for (int i = 0; i < CONNS; i++) {
+        h_fill(payload, sizeof(payload), 100000u + (uint32_t)i);
+        ck_assert_int_eq(h_send_frame(fds[i], payload, sizeof(payload), 3000), 0);
+    }
+    h_sleep_ms(100); /* every frame is in the server's receive queues */
+    ck_assert_int_eq(kill(srv.pid, SIGCONT), 0);
+    for (int i = 0; i < CONNS; i++) {
+        uint32_t len = 0;
+        int rc = h_recv_frame(fds[i], reply, sizeof(reply), &len, 5000);
+        ck_assert_msg(rc == 0, "connection %d: no echo after the stall: %s", i, strerror(-rc));
+        h_fill(payload, sizeof(payload), 100000u + (uint32_t)i);
+        ck_assert_msg(len == PAYLOAD && memcmp(reply, payload, PAYLOAD) == 0,
+                      "connection %d: wrong echo after the stall", i);
+    }
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    int64_t blocks = h_stat_get(line, "out_blocks_live") + h_stat_get(line, "out_blocks_cached");
+    if (strcmp(h_backend(), "epoll") == 0) {
+        ck_assert_msg(h_stat_get(line, "early_flushes") > 0, "no early flush: %s", line);
+        ck_assert_msg(blocks <= (int64_t)PER_WORKER_BOUND * workers,
+                      "%lld output blocks taken for %d one-frame connections: %s",
+                      (long long)blocks, CONNS, line);
+        printf("epoll: %lld output blocks for %d connections after the stall\n", (long long)blocks,
+               CONNS);
+    }
+    for (int i = 0; i < CONNS; i++)
+        close(fds[i]);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 START_TEST(test_limits_out_of_fds_no_busy_loop)
 {
     struct h_server srv;
@@ -415,5 +476,7 @@ int main(void)
                test_limits_thousands_of_conns_small_buffer_ring, 60);
     h_add_case(s, "test_limits_never_reads", test_limits_never_reads, 60);
     h_add_case(s, "test_limits_out_of_fds_no_busy_loop", test_limits_out_of_fds_no_busy_loop, 30);
+    h_add_case(s, "test_limits_burst_after_stall_bounded_blocks",
+               test_limits_burst_after_stall_bounded_blocks, 60);
     return h_run_suite(s);
 }
