@@ -387,12 +387,6 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
 
 void h_skip_if_unavailable(void)
 {
-    /* tests/run --valgrind sets this where valgrind cannot run an io_uring server (it says why). */
-    const char *skip = getenv("RW_SKIP_URING");
-    if (skip && *skip && strcmp(h_backend(), "uring") == 0) {
-        fprintf(stderr, "SKIP: backend uring: %s\n", skip);
-        exit(H_SKIP);
-    }
     struct h_server srv;
     int rc = h_start(&srv, NULL);
     if (rc == -ENOTSUP) {
