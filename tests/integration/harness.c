@@ -502,6 +502,11 @@ int64_t h_wait_stat_eq(struct h_server *srv, const char *key, int64_t want, int 
 
 /* ---- /proc ---- */
 
+bool h_rss_meaningful(void)
+{
+    return h_time_factor() == 1;
+}
+
 long h_rss_kib(pid_t pid)
 {
     char path[64], buf[4096];

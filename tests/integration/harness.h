@@ -101,6 +101,12 @@ int64_t h_stat_ok(struct h_server *srv, const char *key);
 /* Poll the counter until it equals want or timeout_ms passes; returns the last value. */
 int64_t h_wait_stat_eq(struct h_server *srv, const char *key, int64_t want, int timeout_ms);
 
+/*
+ * False when the server runs under RW_WRAPPER (valgrind): then RSS is mostly
+ * valgrind's own (its free quarantine, shadow memory, translated code) and an
+ * RSS bound says nothing about the server; memcheck's leak check stands in.
+ */
+bool h_rss_meaningful(void);
 /* /proc: resident set size in KiB, and user+system CPU time in ms. Negative errno on failure. */
 long h_rss_kib(pid_t pid);
 long h_cpu_ms(pid_t pid);

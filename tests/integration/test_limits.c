@@ -331,8 +331,12 @@ START_TEST(test_limits_never_reads)
                   "the server kept reading from a peer that never reads (%zu bytes taken, "
                   "--write-buffer 256K)",
                   sent);
-    ck_assert_msg(rss1 - rss0 < RSS_GROWTH_KIB, "server RSS grew %ld KiB (from %ld KiB)",
-                  rss1 - rss0, rss0);
+    if (h_rss_meaningful())
+        ck_assert_msg(rss1 - rss0 < RSS_GROWTH_KIB, "server RSS grew %ld KiB (from %ld KiB)",
+                      rss1 - rss0, rss0);
+    else
+        fprintf(stderr, "RSS bound not checked under RW_WRAPPER (grew %ld KiB, mostly its own)\n",
+                rss1 - rss0);
     ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
 
     /* Others are served promptly meanwhile, old and new connections alike. */

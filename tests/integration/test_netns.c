@@ -207,8 +207,13 @@ static void check_after(struct h_server *srv, long rss0, char *line, size_t byte
     long rss1 = h_rss_kib(srv->pid);
     fprintf(stderr, "%s: server RSS %ld KiB before the peer, %ld KiB after its reap\n", h_backend(),
             rss0, rss1);
-    ck_assert_msg(rss1 > 0 && rss1 - rss0 < RSS_SLACK_KIB,
-                  "server RSS %ld KiB after the reap, %ld KiB before the peer came", rss1, rss0);
+    ck_assert_int_gt(rss1, 0);
+    if (h_rss_meaningful())
+        ck_assert_msg(rss1 - rss0 < RSS_SLACK_KIB,
+                      "server RSS %ld KiB after the reap, %ld KiB before the peer came", rss1,
+                      rss0);
+    else
+        fprintf(stderr, "RSS bound not checked under RW_WRAPPER (mostly its own memory)\n");
 }
 
 /* (1) An idle peer cut off is reaped by --idle-timeout. */
