@@ -26,7 +26,8 @@ enum rw_conn_flag {
     RW_CONN_READ_EOF = 1u << 1,    /* peer half-closed (or drain): close once output drains */
     RW_CONN_PROTO_ERROR = 1u << 2, /* bad frame: answer earlier frames, FIN, linger, close */
     RW_CONN_WR_SHUT = 1u << 3,     /* shutdown(SHUT_WR) done */
-    RW_CONN_DIRTY = 1u << 4,       /* on the loop's dirty list: flush at the end of the turn */
+    RW_CONN_DIRTY =
+        1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
 };
 
 /* Backend-private per-connection mechanics (fields used as each backend needs). */
@@ -39,10 +40,10 @@ struct rw_be_conn {
 struct rw_conn {
     struct rw_loop *loop;
     int fd;
-    uint32_t index;      /* slot in loop->conns */
-    uint32_t generation; /* bumped on every reuse; stale events carry the old one */
-    uint16_t state;      /* enum rw_conn_state */
-    uint16_t flags;      /* enum rw_conn_flag */
+    uint32_t index;            /* slot in loop->conns */
+    uint32_t generation;       /* bumped on every reuse; stale events carry the old one */
+    uint16_t state;            /* enum rw_conn_state */
+    uint16_t flags;            /* enum rw_conn_flag */
     uint64_t last_active_ms;   /* last byte received or sent: idle reaping, lazily */
     uint64_t frame_started_ms; /* when the pending partial frame began */
     uint64_t linger_until_ms;  /* PROTO_ERROR: give up waiting for the peer's FIN */

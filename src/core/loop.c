@@ -1,7 +1,8 @@
 /*
  * The loop driver and connection policy: accept and the --max-conns limit,
  * frames from the reassembler into the handler, replies into the output
- * queue and one flush per connection per loop turn, backpressure by
+ * queue and one flush per connection per loop turn (sooner once
+ * RW_DIRTY_FLUSH_MAX connections wait), backpressure by
  * watermarks, idle / frame-deadline / linger timers on the wheel (lazy
  * re-arm), protocol errors, half-close and the SIGTERM drain. Backends do the
  * I/O and report back through the rw__*_on_* callbacks below.
