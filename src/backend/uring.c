@@ -422,7 +422,7 @@ static int ur_submit_and_poll(struct ur_backend *ur, int timeout_ms)
         if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
             return -errno;
     }
-    rc = io_uring_get_events(&ur->ring); /* runs deferred completions; never blocks */
+    rc = io_uring_get_events(&ur->ring); /* flushes pending completions; never blocks */
     return rc < 0 ? rc : 0;
 }
 
