@@ -5,7 +5,8 @@
  * established connection keeps getting its echoes (each within a generous
  * liveness bound, never a speed claim); afterwards every connection that did
  * connect was echoed or cleanly closed, the server is alive, its counters add
- * up and conns_open returns to 0.
+ * up and conns_open returns to 0 (connections the kernel made up from SYN
+ * cookies included: the idle timeout reaps them).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,12 +24,14 @@
 
 #include "harness.h"
 
-#define FLOOD_CONNS   2000
-#define ECHO_BOUND_MS 1000 /* the anchor's every echo, under any flood */
-#define STORM_MS      3000
-#define STORM_MAX     20000 /* connects at most, so a fast machine stays bounded */
-#define PAYLOAD_BYTES 16
-#define ECHO_WINDOW   32 /* flood connections waiting for their echo at a time */
+#define FLOOD_CONNS        2000
+#define ECHO_BOUND_MS      1000 /* the anchor's every echo, under any flood */
+#define STORM_MS           3000
+#define STORM_MAX          20000 /* connects at most, so a fast machine stays bounded */
+#define PAYLOAD_BYTES      16
+#define GHOST_IDLE_TIMEOUT "10s"
+#define GHOST_WAIT_MS      15000 /* > GHOST_IDLE_TIMEOUT: a ghost made as the clients close */
+#define ECHO_WINDOW        32    /* flood connections waiting for their echo at a time */
 
 /*
  * The anchor: an established connection that echoes a frame every 20 ms on
@@ -227,7 +230,8 @@ START_TEST(test_flood_syns_over_backlog)
         count = (int)rl.rlim_cur - 100;
     ck_assert_int_ge(count, 500);
     struct h_server srv;
-    const char *args[] = {"--backlog", "16", NULL};
+    /* The idle timeout reaps the kernel's ghost connections (below); legit ones wait far less. */
+    const char *args[] = {"--backlog", "16", "--idle-timeout", GHOST_IDLE_TIMEOUT, NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
     struct anchor a;
     anchor_start(&a, &srv);
@@ -251,12 +255,33 @@ START_TEST(test_flood_syns_over_backlog)
     ck_assert_msg(h_alive(&srv), "server died: %s", h_log_tail(&srv));
     for (int i = 0; i < count; i++)
         close(fds[i]);
-    int64_t open = h_wait_stat_eq(&srv, "conns_open", 0, 10000);
-    ck_assert_msg(open == 0, "conns_open stays %lld after the clients closed", (long long)open);
-    /* Whatever reached the server was accepted and counted, nothing more. */
-    int64_t accepted = h_stat_ok(&srv, "accepted");
-    ck_assert_msg(accepted >= echoed + 1 && accepted <= count + 1,
-                  "accepted=%lld with %d echoed of %d", (long long)accepted, echoed, count);
+    /*
+     * Every connection the test made closes at once. But the kernel may hand
+     * the server "ghosts": after a connection ends, the client's TIME_WAIT
+     * socket ACKs a late segment; with SYN cookies in use on the listener that
+     * ACK can validate as a cookie (an echo moves both sequence numbers by the
+     * same 21 bytes, which cancel in the cookie check) and a new established
+     * socket for the dead 4-tuple lands in the accept queue. Seen in ~1 run in
+     * 8, up to 17 of them (kernel-notes/11). Nothing ever arrives on a ghost,
+     * and keepalive cannot tell (TIME_WAIT answers probes), so the idle
+     * timeout reaps them: conns_open must reach 0 within it, and every
+     * connection the test did not make must have been reaped as idle.
+     */
+    int64_t open = h_wait_stat_eq(&srv, "conns_open", 0, GHOST_WAIT_MS);
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_msg(open == 0, "conns_open stays %lld after the clients closed: %s", (long long)open,
+                  line);
+    int64_t accepted = h_stat_get(line, "accepted");
+    int64_t ghosts = accepted - (count + 1);
+    ck_assert_msg(accepted >= echoed + 1, "accepted=%lld with %d echoed of %d", (long long)accepted,
+                  echoed, count);
+    ck_assert_msg(ghosts <= 0 || h_stat_get(line, "reaped_idle") >= ghosts,
+                  "%lld connections nobody made were not reaped as idle: %s", (long long)ghosts,
+                  line);
+    if (ghosts > 0)
+        fprintf(stderr, "%s: %lld ghost connections (SYN cookie from a TIME_WAIT ACK), reaped\n",
+                h_backend(), (long long)ghosts);
     free(p);
     free(st);
     free(fds);
