@@ -320,11 +320,11 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         RW_ASSERT(bid < ur->buf_count);
-        uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size;
-        if (res > 0)
-            rw__vg_defined(buf, (size_t)res);
-        if (res > 0 && c->state == RW_CONN_OPEN)
+        if (res > 0 && c->state == RW_CONN_OPEN) {
+            uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size;
+            rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
             rw__conn_on_data(c, buf, (size_t)res);
+        }
         ur_buf_return(ur, bid); /* parsed (or copied) already: back to the ring */
     }
     if (res == 0) {
