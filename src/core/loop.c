@@ -56,7 +56,10 @@ static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *
         uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
         deadline = frame_deadline < deadline ? frame_deadline : deadline;
     }
-    if ((c->flags & RW_CONN_PROTO_ERROR) && c->linger_until_ms < deadline)
+    /* The linger for the peer's FIN starts after our FIN: while replies drain, only the
+     * ordinary timeouts apply, however slowly the peer reads. */
+    if ((c->flags & RW_CONN_PROTO_ERROR) && (c->flags & RW_CONN_WR_SHUT) &&
+        c->linger_until_ms < deadline)
         deadline = c->linger_until_ms;
     return deadline;
 }
@@ -108,14 +111,22 @@ void rw__conn_on_released(struct rw_conn *c)
     conn_release(c);
 }
 
+/* Every reply is out: FIN, then (after a protocol error) linger briefly for the peer's FIN. */
 static void conn_shut_wr(struct rw_conn *c)
 {
     c->flags |= RW_CONN_WR_SHUT;
-    if (shutdown(c->fd, SHUT_WR) < 0 || (c->flags & RW_CONN_READ_EOF))
+    if (shutdown(c->fd, SHUT_WR) < 0 || (c->flags & RW_CONN_READ_EOF)) {
         conn_close(c, NO_REASON);
+        return;
+    }
+    c->linger_until_ms = c->loop->now_ms + RW_LINGER_MS;
+    conn_timer_update(c);
 }
 
-/* A bad frame: stop parsing, answer what came before, then FIN and wait briefly for the peer's. */
+/*
+ * A bad frame: stop parsing, answer what came before (the ordinary timeouts apply while they
+ * drain), then FIN and wait briefly for the peer's (conn_shut_wr).
+ */
 static void conn_protocol_error(struct rw_conn *c, int err)
 {
     struct rw_loop *loop = c->loop;
@@ -124,8 +135,6 @@ static void conn_protocol_error(struct rw_conn *c, int err)
     c->flags |= RW_CONN_PROTO_ERROR;
     rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
     rw__reasm_reset(&c->reasm);
-    c->linger_until_ms = loop->now_ms + RW_LINGER_MS;
-    conn_timer_update(c);
     if (c->flags & RW_CONN_READ_PAUSED) {
         c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
         loop->ops->read_resume(loop->be, c);
