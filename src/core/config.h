@@ -35,6 +35,7 @@ struct rw_config {
     uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
     uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
     uint64_t write_buffer_bytes;  /* >= 1 */
+    uint64_t max_memory_bytes;    /* --max-memory: reassembly + output, all workers; 0 = no limit */
     uint64_t drain_timeout_ms;
     uint64_t stats_interval_ms;  /* 0 disables */
     const char *stats_json_path; /* --stats-json FILE, NULL if unset (points into argv) */
@@ -53,6 +54,21 @@ void rw__config_defaults(struct rw_config *cfg);
  */
 int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *err,
                      size_t err_bytes);
+
+/*
+ * The --max-memory default for a machine with phys_bytes of memory and a cgroup limit of
+ * cgroup_bytes (0: none): a quarter of the smaller, so a flood of large frames or non-readers
+ * cannot take the host down; at least RW_MEM_MIN_BYTES.
+ */
+uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes);
+
+/*
+ * Can this configuration fit a machine with phys_bytes of memory? Its fixed memory (every
+ * worker's provided-buffer ring on uring/auto, the connection table at --max-conns) must fit.
+ * 0, or -EINVAL with err naming the options and the numbers.
+ */
+int rw__config_check_fit(const struct rw_config *cfg, uint64_t phys_bytes, char *err,
+                         size_t err_bytes);
 
 /* "123", "4K", "1M", "2G" (powers of 1024). 0 or -EINVAL / -ERANGE. */
 int rw__parse_size(const char *text, uint64_t *out_bytes);

@@ -28,6 +28,7 @@ enum rw_conn_flag {
     RW_CONN_WR_SHUT = 1u << 3,     /* shutdown(SHUT_WR) done */
     RW_CONN_DIRTY =
         1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
+    RW_CONN_MEM_PAUSED = 1u << 5, /* --max-memory reached while its buffers grew: not reading */
 };
 
 /* Backend-private per-connection mechanics (fields used as each backend needs). */

@@ -10,14 +10,20 @@ static _Thread_local int log_worker = -1;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
 
-void rw__log_set_level(enum rw_log_level level) { atomic_store(&log_level, (int)level); }
+void rw__log_set_level(enum rw_log_level level)
+{
+    atomic_store(&log_level, (int)level);
+}
 
 enum rw_log_level rw__log_get_level(void)
 {
     return (enum rw_log_level)atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
-void rw__log_set_worker(int worker_id) { log_worker = worker_id; }
+void rw__log_set_worker(int worker_id)
+{
+    log_worker = worker_id;
+}
 
 void rw__log(enum rw_log_level level, const char *fmt, ...)
 {

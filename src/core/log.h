@@ -22,8 +22,8 @@ __attribute__((format(printf, 2, 3))) void rw__log(enum rw_log_level level, cons
             rw__log(level, __VA_ARGS__);                                                           \
     } while (0)
 #define RW_ERROR(...) RW_LOG(RW_LOG_ERROR, __VA_ARGS__)
-#define RW_WARN(...) RW_LOG(RW_LOG_WARN, __VA_ARGS__)
-#define RW_INFO(...) RW_LOG(RW_LOG_INFO, __VA_ARGS__)
+#define RW_WARN(...)  RW_LOG(RW_LOG_WARN, __VA_ARGS__)
+#define RW_INFO(...)  RW_LOG(RW_LOG_INFO, __VA_ARGS__)
 #define RW_DEBUG(...) RW_LOG(RW_LOG_DEBUG, __VA_ARGS__)
 
 #endif

@@ -296,6 +296,7 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     srv.shared.cfg = cfg;
     srv.shared.handler = handler;
     srv.shared.ops = ops;
+    rw__mem_budget_init(&srv.shared.mem, cfg->max_memory_bytes);
     pthread_mutex_init(&srv.mu, NULL);
     pthread_cond_init(&srv.cv, NULL);
     srv.workers = calloc(srv.count, sizeof(*srv.workers));

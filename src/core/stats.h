@@ -19,11 +19,13 @@
     X(REAPED_TCP_TIMEOUT, "reaped_tcp_timeout")                                                    \
     X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
     X(CLOSED_ERROR, "closed_error")                                                                \
+    X(CLOSED_MEMORY, "closed_memory")                                                              \
     X(FRAMES_IN, "frames_in")                                                                      \
     X(FRAMES_OUT, "frames_out")                                                                    \
     X(BYTES_IN, "bytes_in")                                                                        \
     X(BYTES_OUT, "bytes_out")                                                                      \
     X(BACKPRESSURE_PAUSES, "backpressure_pauses")                                                  \
+    X(MEMORY_PAUSES, "memory_pauses")                                                              \
     X(ACCEPT_BACKOFFS, "accept_backoffs")                                                          \
     X(LOOP_TURNS, "loop_turns")                                                                    \
     X(WAIT_CALLS, "wait_calls")                                                                    \
@@ -37,7 +39,9 @@
     X(REARM_ACCEPT, "rearm_accept")                                                                \
     X(SQ_FULL, "sq_full")                                                                          \
     X(OUT_BLOCKS_LIVE, "out_blocks_live")                                                          \
-    X(OUT_BLOCKS_CACHED, "out_blocks_cached")
+    X(OUT_BLOCKS_CACHED, "out_blocks_cached")                                                      \
+    X(MEM_BYTES, "mem_bytes")                                                                      \
+    X(MEM_TRIMS, "mem_trims")
 
 enum rw_stat {
 #define RW_STAT_ENUM(id, name) RW_STAT_##id,
@@ -58,7 +62,8 @@ static inline void rw__stat_add(struct rw_stats *s, enum rw_stat k, uint64_t n)
     atomic_store_explicit(&s->v[k], old + n, memory_order_relaxed);
 }
 
-/* Gauges (out_blocks_*) are set, not added: the loop stores their current value each turn. */
+/* Gauges (out_blocks_*, mem_bytes) are set, not added: the loop stores their current value each
+ * turn. */
 static inline void rw__stat_set(struct rw_stats *s, enum rw_stat k, uint64_t v)
 {
     atomic_store_explicit(&s->v[k], v, memory_order_relaxed);
