@@ -29,6 +29,7 @@ enum rw_conn_flag {
     RW_CONN_DIRTY =
         1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
     RW_CONN_MEM_PAUSED = 1u << 5, /* --max-memory reached while its buffers grew: not reading */
+    RW_CONN_PEER_DONE = 1u << 6,  /* the peer sent FIN or RST while paused: read the rest */
 };
 
 /* Backend-private per-connection mechanics (fields used as each backend needs). */

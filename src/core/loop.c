@@ -462,7 +462,7 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
     }
     /* At the memory budget a connection whose buffers grow stops being read (the largest are
      * closed at the end of the turn, mem_reclaim); small ones keep being served. */
-    if (!(c->flags & (RW_CONN_MEM_PAUSED | RW_CONN_PROTO_ERROR)) &&
+    if (!(c->flags & (RW_CONN_MEM_PAUSED | RW_CONN_PROTO_ERROR | RW_CONN_PEER_DONE)) &&
         (c->reasm.cap > RW_REASM_KEEP_BYTES || rw__outq_bytes(&c->outq) > RW_OUTQ_BLOCK_BYTES) &&
         rw__mem_excess(&loop->mem) > 0) {
         rw__stat_add(&loop->stats, RW_STAT_MEMORY_PAUSES, 1);
@@ -648,6 +648,30 @@ static void mem_reclaim(struct rw_loop *loop)
     }
 }
 
+/*
+ * A connection paused for memory does not read, so it would never see its peer leave: every
+ * RW_MEM_PAUSED_CHECK_MS, ask TCP_INFO whether a FIN (CLOSE_WAIT) or RST (CLOSE) came. Such a
+ * peer sends nothing more, so reading on costs at most what is left in the receive queue: it
+ * resumes for good (RW_CONN_PEER_DONE) and its frame completes or its EOF closes it.
+ */
+static void mem_check_paused(struct rw_loop *loop)
+{
+    loop->mem_check_due_ms = loop->now_ms + RW_MEM_PAUSED_CHECK_MS;
+    for (uint32_t i = 0, seen = 0; i < loop->conn_hw && seen < loop->mem_paused; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state != RW_CONN_OPEN || !(c->flags & RW_CONN_MEM_PAUSED))
+            continue;
+        seen++;
+        struct tcp_info info;
+        socklen_t len = sizeof(info);
+        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+            info.tcpi_state != TCP_CLOSE_WAIT && info.tcpi_state != TCP_CLOSE)
+            continue;
+        c->flags |= RW_CONN_PEER_DONE;
+        conn_resume(c, RW_CONN_MEM_PAUSED);
+    }
+}
+
 /* Back under the budget's resume mark: read again from connections paused for memory. */
 static void mem_resume(struct rw_loop *loop)
 {
@@ -692,6 +716,8 @@ static void loop_housekeeping(struct rw_loop *loop)
         mem_reclaim(loop);
     else if ((loop->mem_paused > 0 || loop->mem_warned) && rw__mem_has_room(&loop->mem))
         mem_resume(loop);
+    if (loop->mem_paused > 0 && loop->now_ms >= loop->mem_check_due_ms)
+        mem_check_paused(loop);
     if (loop->now_ms >= loop->trim_due_ms)
         loop_trim(loop);
 }
@@ -744,14 +770,14 @@ int rw__loop_run(struct rw_loop *loop)
         rw__wheel_advance(&loop->wheel, now, on_conn_timer, loop);
         loop_housekeeping(loop);
         flush_dirty(loop);
+        /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
+        rw__stat_set(&loop->stats, RW_STAT_MEM_BYTES, loop->mem.used_bytes);
         int rc = loop->ops->wait(loop->be, loop_timeout_ms(loop));
         if (rc < 0)
             return rc;
         rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
-        /* Output memory held right now: queued replies, and free blocks kept for reuse. */
-        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
-        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
-        rw__stat_set(&loop->stats, RW_STAT_MEM_BYTES, loop->mem.used_bytes);
     }
 }
 

@@ -51,6 +51,7 @@ struct rw_loop {
     struct rw_mem_account mem; /* this worker's share of --max-memory */
     uint32_t mem_paused;       /* connections with RW_CONN_MEM_PAUSED */
     bool mem_warned;           /* the budget was hit in this episode: said once */
+    uint64_t mem_check_due_ms; /* next look at whether paused connections' peers left */
     uint64_t trim_due_ms;      /* next time unused memory is given back */
 
     struct rw_wheel wheel;

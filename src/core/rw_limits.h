@@ -34,6 +34,8 @@
 #define RW_MEM_CLOSE_MIN_BYTES (64u * 1024u)
 /* Connections closed for memory per worker per loop turn, at most (bounds the scan). */
 #define RW_MEM_CLOSES_PER_TURN 16u
+/* How often connections paused for memory are asked (TCP_INFO) whether their peer left. */
+#define RW_MEM_PAUSED_CHECK_MS 250u
 /* --max-memory floor when not 0: below it a few large frames could not be served at all. */
 #define RW_MEM_MIN_BYTES (4u << 20)
 /* iovecs per gathered send: epoll uses a stack array of this many. */
