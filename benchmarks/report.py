@@ -392,8 +392,8 @@ def cell_table(cs, servers):
     base = cs["baseline"]
     others = [s for s in servers if s != base]
     header = ["metric"] + [f"{s} median (range)" for s in servers] + \
-        [f"{s}/{base} [95% CI]" for s in others] + ["verdict" if len(others) == 1 else
-                                                   "verdicts"]
+        [f"{s}/{base} [95% CI]" for s in others] + (["verdict" if len(others) == 1 else
+                                                    "verdicts"] if others else [])
     rows = []
     for m, d in cs["metrics"].items():
         label, unit = METRICS[m][0], METRICS[m][1]
@@ -405,8 +405,9 @@ def cell_table(cs, servers):
                        else "n/a")
         for s in others:
             row.append(ratio_text(d["ratios"].get(s)))
-        row.append("; ".join(f"{s}: {d['ratios'][s]['verdict']}" if len(others) > 1 else
-                             d["ratios"][s]["verdict"] for s in others if s in d["ratios"]) or "")
+        if others:
+            row.append("; ".join(f"{s}: {d['ratios'][s]['verdict']}" if len(others) > 1 else
+                                 d["ratios"][s]["verdict"] for s in others if s in d["ratios"]))
         rows.append(row)
     return md_table(header, rows)
 
@@ -570,8 +571,9 @@ def cmd_bench(a):
     info.pop("hyperfine", None)
     notes = plots(out, tmp, summary, lat, servers)
     anomalies = list(meta.get("failures") or [])
+    kinds = {s["name"]: s["kind"] for s in meta["servers"]}
     for name, rc in (meta.get("server_exit") or {}).items():
-        if rc not in (0, None):
+        if rc not in (0, None) and kinds.get(name) == "ringwire":
             anomalies.append(f"{name} server exited {rc} on SIGTERM (expected 0)")
     for r in samples:
         for k in ("closed_error", "closed_protocol", "rejected_limit", "reaped_idle",
@@ -656,8 +658,8 @@ def cmd_bench(a):
           f"ringwire --backend {s.get('backend')}" if s.get("backend") else "", s["tcp_nodelay"],
           s["cpu_source"]] for s in meta["servers"]]), "",
           "A peer without TCP_NODELAY stalls on Nagle + delayed ACK once a reply is sent in more "
-          "than one piece (above ~2 KiB for several C peers): compare such peers only below "
-          "that size.", ""]
+          "than one piece (above ~2 KiB for several C peers): a peer marked `no` "
+          "(`--peer-nodelay NAME=no`) sits out every cell with frames over 2 KiB.", ""]
     md += ["## Targets", "", md_table(["target", "measured", "status"], targets_new(summary)), ""]
     pics = [("latest-ratio.png", "ratio per cell with 95% CI"),
             ("latest-latency.png", "latency vs offered load"),

@@ -22,6 +22,8 @@ import time
 
 FAMILIES = ("efficiency", "pingpong", "pipeline", "stream", "churn", "idle", "latency")
 LAT_LEVELS = (0.10, 0.30, 0.60, 0.90)
+# Peers without TCP_NODELAY stall on Nagle + delayed ACK above about this frame size.
+NAGLE_SIZE = 2048
 VETH = {"srv_ns": "rwbsrv", "cli_ns": "rwbcli", "srv_if": "rwbv0", "cli_if": "rwbv1",
         "srv_ip": "10.78.0.1", "cli_ip": "10.78.0.2"}
 
@@ -46,6 +48,13 @@ def make_cells(full, short):
     cells = []
 
     def add(family, cid, title, args, kind, **kw):
+        size = 64
+        if "--size" in args:
+            v = str(args[args.index("--size") + 1])
+            size = int(v[:-1]) << 20 if v.endswith("M") else int(v)
+        elif family == "stream":
+            size = 256 * 1024
+        kw.setdefault("size", size)
         cells.append(dict(family=family, id=cid, title=title, args=args, kind=kind, **kw))
 
     # Efficiency: server CPU per frame at fixed offered loads (open loop: the client cannot
@@ -61,17 +70,15 @@ def make_cells(full, short):
     for size in sizes:
         add("pingpong", f"pp_c64_s{size}", f"ping-pong {fmt_size(size)}, 64 conns",
             ["--mode", "pingpong", "--conns", 64, "--size", size, "--duration", d_closed],
-            "closed", size=size)
+            "closed")
     add("pingpong", "pp_c512_s64", "ping-pong 64 B, 512 conns",
-        ["--mode", "pingpong", "--conns", 512, "--size", 64, "--duration", d_closed], "closed",
-        size=64)
+        ["--mode", "pingpong", "--conns", 512, "--size", 64, "--duration", d_closed], "closed")
     if full:
         add("pingpong", "pp_c1_s64", "ping-pong 64 B, 1 conn",
-            ["--mode", "pingpong", "--conns", 1, "--size", 64, "--duration", d_closed], "closed",
-            size=64)
+            ["--mode", "pingpong", "--conns", 1, "--size", 64, "--duration", d_closed], "closed")
         add("pingpong", "pp_c2000_s64", "ping-pong 64 B, 2000 conns",
             ["--mode", "pingpong", "--conns", 2000, "--size", 64, "--duration", d_closed],
-            "closed", size=64)
+            "closed")
     for depth in (16, 64):
         add("pipeline", f"pl_c64_d{depth}", f"pipelined depth {depth}, 64 conns, 64 B",
             ["--mode", "pipeline", "--conns", 64, "--depth", depth, "--size", 64, "--duration",
@@ -86,7 +93,7 @@ def make_cells(full, short):
         add("churn", f"churn_k10_{close}", f"churn: connect, 10 frames, close ({close.upper()}), "
             "64 at a time", ["--churn", 10, "--close", close, "--conns", 64, "--duration",
                              d_closed], "churn")
-    idle_n = 20000 if full else (500 if short else 2000)
+    idle_n = 20000 if full else (500 if short else 1000)
     add("idle", f"idle_n{idle_n}", f"{idle_n:,} idle connections", ["--hold", idle_n], "idle",
         conns=idle_n, rounds_max=3)
     add("latency", "lat_c64_s64", "latency sweep, 64 conns, 64 B", ["--conns", 64, "--size", 64,
@@ -356,8 +363,13 @@ class Runner:
         self.samples.write(json.dumps(rec) + "\n")
         self.samples.flush()
 
-    def order(self, r):
-        return self.servers if r % 2 == 0 else list(reversed(self.servers))
+    def order(self, r, cell=None):
+        """Round r's order; without a cell's size limit: a peer that does not set TCP_NODELAY
+        (--peer-nodelay NAME=no) sits out cells with frames over NAGLE_SIZE."""
+        s = self.servers if r % 2 == 0 else list(reversed(self.servers))
+        if cell is not None:
+            s = [x for x in s if not (x.nodelay == "no" and cell.get("size", 0) > NAGLE_SIZE)]
+        return s
 
     def sample(self, cell, server, rnd, args, extra=None):
         before = server.snapshot()
@@ -411,13 +423,13 @@ class Runner:
         t0 = time.time()
         if cell["kind"] == "idle":
             for r in range(min(rounds, cell.get("rounds_max", rounds))):
-                for s in self.order(r):
+                for s in self.order(r, cell):
                     self.idle_sample(cell, s, r)
         elif cell["kind"] == "latency":
             self.run_latency(cell, rounds)
         else:
             for r in range(rounds):
-                for s in self.order(r):
+                for s in self.order(r, cell):
                     self.sample(cell, s, r, cell["args"])
         log(f"  {cell['id']}: {time.time() - t0:.0f} s")
 
@@ -428,7 +440,7 @@ class Runner:
         if cell["sat_cell"] not in done:
             probe = dict(cell, id=cell["sat_cell"] + "_sat", kind="closed")
             for r in range(min(rounds, 3)):
-                for s in self.order(r):
+                for s in self.order(r, cell):
                     self.sample(probe, s, r, cell["sat_args"])
             name = probe["id"]
         else:
@@ -446,7 +458,7 @@ class Runner:
         self.latency_saturation = {"cell": name, "frames_per_s": sat}
         for level in LAT_LEVELS:
             for r in range(rounds):
-                for s in self.order(r):
+                for s in self.order(r, cell):
                     if not sat.get(s.name):
                         continue
                     rate = max(1, int(sat[s.name] * level))
@@ -456,6 +468,8 @@ class Runner:
     def verify(self):
         for s in self.servers:
             for size in (64, 70000):
+                if s.nodelay == "no" and size > NAGLE_SIZE:
+                    continue
                 out, rc, err = run_bench(self.ctx, s, ["--conns", 64, "--depth", 8, "--size", size,
                                                        "--frames", 20000, "--verify"])
                 ok = rc == 0 and out is not None and out.get("ok")
