@@ -245,7 +245,8 @@ KIND_METRICS = {
     "stream": ["gb_s_out", "gb_s_in", "server_ms_per_gb", "server_cores", "client_cores"],
     "churn": ["conns_per_s", "server_us_per_conn", "server_cores", "client_cores"],
     "idle": ["bytes_per_idle_conn"],
-    "latency": ["achieved_per_s", "p50_us", "p99_us", "p999_us", "max_us", "server_us_per_frame"],
+    "latency": ["achieved_per_s", "p50_us", "p99_us", "p999_us", "max_us", "server_us_per_frame",
+                "client_cores"],
 }
 
 
@@ -649,9 +650,10 @@ def cmd_bench(a):
                 rows.append([s, f"{float(lv) * 100:.0f}%", fmt(d["offered_per_s"]),
                              rng_("achieved_per_s"), rng_("p50_us"), rng_("p99_us"),
                              rng_("p999_us"), rng_("max_us"), rng_("server_us_per_frame"),
-                             d["failed"]])
+                             rng_("client_cores"), d["failed"]])
         md += [md_table(["server", "load", "offered/s", "achieved/s", "p50 µs", "p99 µs",
-                         "p99.9 µs", "max µs", "server µs/frame", "failed runs"], rows), ""]
+                         "p99.9 µs", "max µs", "server µs/frame", "client cores",
+                         "failed runs"], rows), ""]
     md += ["## Servers", "", md_table(
         ["name", "kind", "address", "command", "TCP_NODELAY", "server CPU from"],
         [[s["name"], s["kind"], s.get("addr"), f"`{s.get('command')}`" if s.get("command") else

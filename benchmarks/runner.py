@@ -41,8 +41,8 @@ def sh(cmd, check=True):
 
 def make_cells(full, short):
     """Every cell: family, id, title, ringwire-bench arguments, kind, rounds factor."""
-    d_closed = "1s" if full else "0.5s"
-    d_open = "3s" if full else "1s"
+    d_closed = "2s" if full else "1s"
+    d_open = "3s" if full else "2s"
     if short:
         d_closed, d_open = "0.2s", "0.3s"
     cells = []
@@ -98,7 +98,7 @@ def make_cells(full, short):
         conns=idle_n, rounds_max=3)
     add("latency", "lat_c64_s64", "latency sweep, 64 conns, 64 B", ["--conns", 64, "--size", 64,
         "--duration", "0.5s" if short else ("5s" if full else "1s")], "latency",
-        sat_cell="pl_c64_d16", sat_args=["--conns", 64, "--depth", 16, "--size", 64,
+        sat_cell="pp_c64_s64", sat_args=["--mode", "pingpong", "--conns", 64, "--size", 64,
                                          "--duration", d_closed])
     return cells
 
