@@ -34,6 +34,8 @@ struct worker {
     int init_rc;
     int run_rc;
     bool reported;
+    _Atomic pid_t tid;      /* for the main thread's reads of this worker's CPU time */
+    _Atomic bool cpu_final; /* the worker stored its own CPU time as it exited */
 };
 
 struct server {
@@ -69,6 +71,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct rw_shared *shared = &w->server->shared;
     rw__log_set_worker(w->id);
+    atomic_store(&w->tid, gettid());
     if (shared->cfg->cpu_affinity)
         pin_to_cpu(w->id);
     /* Rings are created here: SINGLE_ISSUER ties a ring to the thread that made it. */
@@ -83,6 +86,9 @@ static void *worker_main(void *arg)
         kill(getpid(), SIGTERM); /* the main thread drains the other workers */
     }
     rw__loop_destroy(&w->loop);
+    /* After the join the thread's clock is gone: leave the final figure behind. */
+    (void)rw__stats_thread_cpu(&w->loop.stats, pthread_self(), gettid());
+    atomic_store(&w->cpu_final, true);
     return NULL;
 }
 
@@ -138,8 +144,12 @@ static void close_listeners(struct server *srv)
 
 static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_stats **per)
 {
-    for (unsigned i = 0; i < srv->count; i++)
-        per[i] = &srv->workers[i].loop.stats;
+    for (unsigned i = 0; i < srv->count; i++) {
+        struct worker *w = &srv->workers[i];
+        per[i] = &w->loop.stats;
+        if (!atomic_load(&w->cpu_final))
+            (void)rw__stats_thread_cpu(per[i], w->thread, atomic_load(&w->tid));
+    }
     rw__stats_sum(total, per, srv->count);
 }
 
@@ -210,6 +220,7 @@ static int start_workers(struct server *srv, bool quiet)
         w->reported = false;
         w->init_rc = 0;
         w->run_rc = 0;
+        atomic_store(&w->cpu_final, false);
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             RW_ERROR("pthread_create: %s", strerror(rc));

@@ -6,9 +6,11 @@
 #ifndef RW_STATS_H
 #define RW_STATS_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #define RW_STATS_LIST(X)                                                                           \
     X(ACCEPTED, "accepted")                                                                        \
@@ -41,7 +43,10 @@
     X(OUT_BLOCKS_LIVE, "out_blocks_live")                                                          \
     X(OUT_BLOCKS_CACHED, "out_blocks_cached")                                                      \
     X(MEM_BYTES, "mem_bytes")                                                                      \
-    X(MEM_TRIMS, "mem_trims")
+    X(MEM_TRIMS, "mem_trims")                                                                      \
+    X(CPU_US, "cpu_us")                                                                            \
+    X(CPU_USER_US, "cpu_user_us")                                                                  \
+    X(CPU_SYS_US, "cpu_sys_us")
 
 enum rw_stat {
 #define RW_STAT_ENUM(id, name) RW_STAT_##id,
@@ -62,8 +67,11 @@ static inline void rw__stat_add(struct rw_stats *s, enum rw_stat k, uint64_t n)
     atomic_store_explicit(&s->v[k], old + n, memory_order_relaxed);
 }
 
-/* Gauges (out_blocks_*, mem_bytes) are set, not added: the loop stores their current value each
- * turn. */
+/*
+ * Gauges are set, not added: the loop stores out_blocks_* and mem_bytes each turn;
+ * cpu_* (the worker thread's CPU time so far) are stored by the main thread when it
+ * collects the stats, and by the worker itself as it exits (rw__stats_thread_cpu).
+ */
 static inline void rw__stat_set(struct rw_stats *s, enum rw_stat k, uint64_t v)
 {
     atomic_store_explicit(&s->v[k], v, memory_order_relaxed);
@@ -73,6 +81,16 @@ static inline uint64_t rw__stat_get(const struct rw_stats *s, enum rw_stat k)
 {
     return atomic_load_explicit(&s->v[k], memory_order_relaxed);
 }
+
+/*
+ * Store the CPU time thread has used so far into s's cpu_* gauges: cpu_us from
+ * the thread's CPU clock (pthread_getcpuclockid, ns resolution, user + system),
+ * cpu_user_us / cpu_sys_us from /proc/self/task/TID/stat (clock-tick resolution).
+ * Costs the worker nothing: the main thread reads them at stats time, so the
+ * figure also exists when the server runs on another host than its client.
+ * Returns 0, or -errno when the thread is gone (the gauges then keep their values).
+ */
+int rw__stats_thread_cpu(struct rw_stats *s, pthread_t thread, pid_t tid);
 
 /* out = sum of in[0..count). */
 void rw__stats_sum(struct rw_stats *out, struct rw_stats *const *in, unsigned count);
