@@ -21,7 +21,7 @@
  */
 #define RW_DIRTY_FLUSH_MAX 64u
 /* Free output blocks a loop keeps however idle it is; above this the cache is trimmed to what
- * the last RW_TRIM_INTERVAL_MS used (kernel-notes/15). */
+ * the last RW_TRIM_INTERVAL_MS used (kernel-notes/16). */
 #define RW_BLOCK_POOL_CACHE_FLOOR 64u
 /* How often a loop gives unused memory back to the kernel: the block cache trimmed to its use,
  * then malloc_trim once at least RW_TRIM_MIN_BYTES were freed since the last time. */
