@@ -37,6 +37,9 @@ struct rw_be_conn {
     uint32_t inflight; /* uring: operations whose last CQE is not yet reaped */
     uint32_t flags;    /* backend's own bits */
     void *send_ctx;    /* uring: iovecs of the send in flight */
+    /* uring: links on the backend's starved list (recv ended with ENOBUFS, waiting for a
+     * buffer to come back before it is re-armed); valid while flags has UR_STARVED. */
+    struct rw_conn *starved_prev, *starved_next;
 };
 
 struct rw_conn {

@@ -552,6 +552,43 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
     conn_close(c, reason);
 }
 
+/* ---- liveness sweep ---- */
+
+/*
+ * A defense against a lost completion: a connection whose peer reset it can
+ * stay open with its multishot recv armed and no CQE ever coming (seen on
+ * kernel 6.18 under churn, about one RST mid-frame in 10^4; kernel-notes/15).
+ * Once per RW_SWEEP_INTERVAL_MS, connections quiet for RW_SWEEP_QUIET_MS are
+ * checked round-robin, a bounded number per sweep, with TCP_INFO; one the
+ * kernel has already closed (TCP_CLOSE: reset, or timed out) is closed and
+ * counted as reaped_dead. An active connection costs one comparison; an idle
+ * mass at most RW_SWEEP_CHECKS_MAX getsockopt calls a second per worker.
+ */
+static void sweep_dead_conns(struct rw_loop *loop)
+{
+    if (loop->open_count == 0 || loop->now_ms < loop->sweep_next_ms)
+        return;
+    loop->sweep_next_ms = loop->now_ms + RW_SWEEP_INTERVAL_MS;
+    /* Only slots ever used (below conn_hw) can hold a connection. */
+    uint32_t visits = loop->conn_hw < RW_SWEEP_VISITS_MAX ? loop->conn_hw : RW_SWEEP_VISITS_MAX;
+    uint32_t checks = 0;
+    for (uint32_t v = 0; v < visits && checks < RW_SWEEP_CHECKS_MAX; v++) {
+        if (loop->sweep_cursor >= loop->conn_hw)
+            loop->sweep_cursor = 0;
+        struct rw_conn *c = &loop->conns[loop->sweep_cursor++];
+        if (c->state != RW_CONN_OPEN || c->last_active_ms + RW_SWEEP_QUIET_MS > loop->now_ms)
+            continue;
+        checks++;
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+            ti.tcpi_state == TCP_CLOSE) {
+            RW_DEBUG("conn %u: the kernel closed it, no completion said so; closing", c->index);
+            conn_close(c, RW_STAT_REAPED_DEAD);
+        }
+    }
+}
+
 /* ---- drain ---- */
 
 static void begin_drain(struct rw_loop *loop)
@@ -732,6 +769,8 @@ static int loop_timeout_ms(struct rw_loop *loop)
         until = loop->trim_due_ms;
     if (loop->mem_paused > 0 && loop->now_ms + RW_WHEEL_TICK_MS < until)
         until = loop->now_ms + RW_WHEEL_TICK_MS; /* memory freed elsewhere: look again soon */
+    if (loop->open_count && loop->sweep_next_ms < until)
+        until = loop->sweep_next_ms;
     if (loop->draining && !loop->force_closed && loop->drain_deadline_ms < until)
         until = loop->drain_deadline_ms;
     if (until != UINT64_MAX) {
@@ -769,6 +808,7 @@ int rw__loop_run(struct rw_loop *loop)
         }
         rw__wheel_advance(&loop->wheel, now, on_conn_timer, loop);
         loop_housekeeping(loop);
+        sweep_dead_conns(loop);
         flush_dirty(loop);
         /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
         rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);

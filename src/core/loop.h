@@ -68,6 +68,8 @@ struct rw_loop {
     bool force_closed;
     bool sockopt_warned; /* a setsockopt on an accepted socket failed: said once */
     uint64_t now_ms;
+    uint64_t sweep_next_ms; /* next liveness sweep (sweep_dead_conns) */
+    uint32_t sweep_cursor;  /* slot it starts from */
 
     struct rw_stats stats;
 };

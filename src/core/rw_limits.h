@@ -58,6 +58,16 @@
 #define RW_URING_BUF_SIZE_MAX      (1u << 20)
 #define RW_URING_SQ_ENTRIES        1024u
 #define RW_URING_CQE_BATCH         512u
+/*
+ * Liveness sweep (kernel-notes/15): once per interval, walk at most VISITS
+ * slots of the table from a round-robin cursor and ask the kernel
+ * (TCP_INFO) about at most CHECKS connections quiet for QUIET_MS; one the
+ * kernel already closed (reset) while no completion told us is closed.
+ */
+#define RW_SWEEP_INTERVAL_MS 1000u
+#define RW_SWEEP_QUIET_MS    2000u
+#define RW_SWEEP_VISITS_MAX  16384u
+#define RW_SWEEP_CHECKS_MAX  1024u
 /* How long a connection closed for a protocol error lingers for the peer's FIN. */
 #define RW_LINGER_MS 2000u
 /* --keepalive ceiling in seconds: the kernel's for TCP_KEEPIDLE and TCP_KEEPINTVL

@@ -19,6 +19,7 @@
     X(REAPED_IDLE, "reaped_idle")                                                                  \
     X(REAPED_FRAME_TIMEOUT, "reaped_frame_timeout")                                                \
     X(REAPED_TCP_TIMEOUT, "reaped_tcp_timeout")                                                    \
+    X(REAPED_DEAD, "reaped_dead")                                                                  \
     X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
     X(CLOSED_ERROR, "closed_error")                                                                \
     X(CLOSED_MEMORY, "closed_memory")                                                              \
