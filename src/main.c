@@ -4,6 +4,7 @@
 #include <ringwire/handler.h>
 
 #include "backend/backend.h"
+#include "backend/uring_features.h"
 #include "config.h"
 #include "log.h"
 #include "rw_build_config.h"
@@ -27,6 +28,7 @@ int main(int argc, char **argv)
         return 0;
     case RW_ACTION_PROBE:
         rw__uring_probe_print(stdout);
+        rw__uring_features_print(stdout);
         return 0;
     case RW_ACTION_RUN:
         break;

@@ -22,7 +22,10 @@
 #include "backend.h"
 #include "rw_limits.h"
 #include "loop.h"
+#include "log.h"
+#include "stats.h"
 #include "uring_compat.h"
+#include "uring_features.h"
 #include "uring_valgrind.h"
 
 enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
@@ -46,13 +49,29 @@ struct ur_send {
     struct iovec iov[RW_SEND_IOV_MAX];
 };
 
+/*
+ * A provided buffer's life: in the ring; taken by the kernel for a receive
+ * (with inc-bufs it stays at the ring's head while the kernel keeps filling
+ * it, IORING_CQE_F_BUF_MORE, and leaves when full); parsed by the core,
+ * which may lend parts of it to queued replies (zc-replies, holds); back to
+ * the ring once the kernel is done with it and nothing holds it.
+ */
+struct ur_buf {
+    uint32_t off;  /* inc-bufs: bytes the kernel has filled so far */
+    uint16_t holds; /* replies queued from it, plus one while the core parses it */
+    bool out;      /* left the ring (the kernel is done with it): return when holds == 0 */
+};
+
 struct ur_backend {
     struct rw_loop *loop;
     struct io_uring ring;
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
+    struct ur_buf *buf_state;
     uint32_t buf_count;
     uint32_t buf_size;
+    uint32_t bufs_out;        /* buffers out of the ring (taken, not yet returned) */
+    uint32_t features;        /* active: enum rw_uring_feature */
     uint32_t bufs_to_advance; /* returned to the ring, not yet published */
     /*
      * Re-arm credit for starved recvs: one per buffer given back to the ring,
@@ -119,14 +138,46 @@ static int ur_setup_ring(struct ur_backend *ur)
     return rc;
 }
 
-static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
+static void ur_buf_add(struct ur_backend *ur, uint32_t bid)
 {
     io_uring_buf_ring_add(ur->br, ur->bufs + (size_t)bid * ur->buf_size, ur->buf_size,
                           (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
                           (int)ur->bufs_to_advance);
     ur->bufs_to_advance++;
+}
+
+static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
+{
+    struct ur_buf *b = &ur->buf_state[bid];
+    RW_ASSERT(b->out && b->holds == 0);
+    b->out = false;
+    b->off = 0;
+    RW_ASSERT(ur->bufs_out > 0);
+    ur->bufs_out--;
+    ur_buf_add(ur, bid);
     if (ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
+}
+
+/* zc-replies: lend buffer bid to a queued reply, unless the ring runs low (then: copy). */
+static bool ur_buf_hold(void *owner, uint32_t bid)
+{
+    struct ur_backend *ur = owner;
+    if (ur->buf_count - ur->bufs_out < ur->buf_count / RW_ZC_RING_LOW_DIV)
+        return false;
+    struct ur_buf *b = &ur->buf_state[bid];
+    RW_ASSERT(b->holds > 0 && b->holds < UINT16_MAX);
+    b->holds++;
+    return true;
+}
+
+static void ur_buf_release(void *owner, uint32_t bid)
+{
+    struct ur_backend *ur = owner;
+    struct ur_buf *b = &ur->buf_state[bid];
+    RW_ASSERT(b->holds > 0);
+    if (--b->holds == 0 && b->out)
+        ur_buf_return(ur, bid);
 }
 
 static void ur_buf_publish(struct ur_backend *ur)
@@ -158,19 +209,44 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     ur->buf_size = cfg->buf_size_bytes;
     ur->sends = calloc(loop->conn_cap, sizeof(*ur->sends)); /* untouched pages cost nothing */
     ur->bufs = malloc((size_t)ur->buf_count * ur->buf_size);
-    if (!ur->sends || !ur->bufs) {
+    ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state));
+    ur->features = cfg->uring_features;
+    if (!ur->sends || !ur->bufs || !ur->buf_state) {
         rc = -ENOMEM;
         goto err_free;
     }
     rc = ur_setup_ring(ur);
     if (rc < 0)
         goto err_free;
-    ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, &rc);
+    if (ur->features & RW_UF_REG_RING) {
+        /* io_uring_enter then finds the ring without an fd table lookup (kernel-notes/19). */
+        if (io_uring_register_ring_fd(&ur->ring) != 1) {
+            ur->features &= ~RW_UF_REG_RING;
+            if (loop->worker_id == 0)
+                RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
+        }
+    }
+    ur->br = NULL;
+    if (ur->features & RW_UF_INC_BUFS) {
+        ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, RWC_PBUF_RING_INC, &rc);
+        if (!ur->br) {
+            ur->features &= ~RW_UF_INC_BUFS;
+            if (loop->worker_id == 0)
+                RW_INFO("uring feature inc-bufs: refused by the kernel (needs 6.12): %s; off",
+                        strerror(-rc));
+        }
+    }
+    if (!ur->br)
+        ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, 0, &rc);
     if (!ur->br)
         goto err_ring;
     for (uint32_t bid = 0; bid < ur->buf_count; bid++)
-        ur_buf_return(ur, bid);
+        ur_buf_add(ur, bid);
     ur_buf_publish(ur);
+    loop->zc_min_bytes = RW_ZC_MIN_BYTES;
+    if (loop->worker_id == 0)
+        rw__uring_features_format(ur->features, rw__stats_uring_features,
+                                  sizeof(rw__stats_uring_features));
     ur_arm_wake(ur);
     *out_be = ur;
     return 0;
@@ -179,6 +255,7 @@ err_ring:
     io_uring_queue_exit(&ur->ring);
 err_free:
     free(ur->bufs);
+    free(ur->buf_state);
     free(ur->sends);
     free(ur);
     return rc;
@@ -190,6 +267,7 @@ static void ur_destroy(void *be)
     rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
     free(ur->bufs);
+    free(ur->buf_state);
     free(ur->sends);
     free(ur);
 }
@@ -387,12 +465,32 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         RW_ASSERT(bid < ur->buf_count);
-        if (res > 0 && c->state == RW_CONN_OPEN) {
-            uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size;
-            rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
-            rw__conn_on_data(c, buf, (size_t)res);
+        struct ur_buf *b = &ur->buf_state[bid];
+        RW_ASSERT(!b->out);
+        uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size + b->off;
+        if ((ur->features & RW_UF_INC_BUFS) && (cqe->flags & RWC_CQE_F_BUF_MORE)) {
+            b->off += res > 0 ? (uint32_t)res : 0; /* still the ring's head: filled on */
+        } else {
+            b->out = true;
+            ur->bufs_out++;
         }
-        ur_buf_return(ur, bid); /* parsed (or copied) already: back to the ring */
+        b->holds++; /* ours, while the core parses it */
+        if (res > 0 && c->state == RW_CONN_OPEN) {
+            rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
+            if (ur->features & RW_UF_ZC_REPLIES) {
+                struct rw_rxbuf rx = {.base = buf,
+                                      .len = (size_t)res,
+                                      .owner = ur,
+                                      .id = bid,
+                                      .hold = ur_buf_hold,
+                                      .release = ur_buf_release};
+                rw__conn_on_data_buf(c, buf, (size_t)res, &rx);
+            } else {
+                rw__conn_on_data(c, buf, (size_t)res);
+            }
+        }
+        /* Parsed (or copied, or lent to replies) already: back to the ring unless held. */
+        ur_buf_release(ur, bid);
     }
     if (res == 0) {
         c->be.flags |= UR_EOF;

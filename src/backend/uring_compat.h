@@ -10,20 +10,29 @@
 
 #include <errno.h>
 #include <liburing.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mman.h>
 
 #include "rw_build_config.h"
 
-/* Kernel 6.10: IORING_RECVSEND_BUNDLE; kernel 6.12: IOU_PBUF_RING_INC. Probed, not yet used. */
+/* Kernel 6.10: IORING_RECVSEND_BUNDLE (probed, not used). */
 #define RWC_RECVSEND_BUNDLE (1U << 4)
 #define RWC_FEAT_RECVSEND_BUNDLE (1U << 14)
+/*
+ * Kernel 6.12: incremental buffer consumption. A buffer ring registered with
+ * IOU_PBUF_RING_INC lets a receive take only the bytes it needs from the head
+ * buffer; the CQE then carries IORING_CQE_F_BUF_MORE while the kernel keeps
+ * filling that buffer, and the next receive continues after the last one.
+ */
+#define RWC_PBUF_RING_INC 2U
+#define RWC_CQE_F_BUF_MORE (1U << 4)
 
 static inline struct io_uring_buf_ring *rwc_setup_buf_ring(struct io_uring *ring, unsigned entries,
-                                                           int bgid, int *err)
+                                                           int bgid, unsigned flags, int *err)
 {
 #if RW_HAVE_SETUP_BUF_RING
-    return io_uring_setup_buf_ring(ring, entries, bgid, 0, err);
+    return io_uring_setup_buf_ring(ring, entries, bgid, flags, err);
 #else
     size_t bytes = entries * sizeof(struct io_uring_buf);
     void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
@@ -36,6 +45,9 @@ static inline struct io_uring_buf_ring *rwc_setup_buf_ring(struct io_uring *ring
     reg.ring_addr = (unsigned long)mem;
     reg.ring_entries = entries;
     reg.bgid = (unsigned short)bgid;
+    /* liburing 2.3 names the 16-bit flags field after bgid "pad". */
+    memcpy((char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof(reg.bgid), &(__u16){(__u16)flags},
+           sizeof(__u16));
     int rc = io_uring_register_buf_ring(ring, &reg, 0);
     if (rc < 0) {
         munmap(mem, bytes);

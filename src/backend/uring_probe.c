@@ -63,7 +63,7 @@ static int try_multishot_recv(struct io_uring *ring)
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return -errno;
     int err = 0;
-    struct io_uring_buf_ring *br = rwc_setup_buf_ring(ring, 4, 7, &err);
+    struct io_uring_buf_ring *br = rwc_setup_buf_ring(ring, 4, 7, 0, &err);
     if (!br)
         goto out_close;
     static char bufs[4][64];
@@ -121,7 +121,7 @@ static void probe_run(struct probe_result *r)
     if (probe)
         io_uring_free_probe(probe);
     int err = 0;
-    struct io_uring_buf_ring *br = rwc_setup_buf_ring(&ring, 8, 3, &err);
+    struct io_uring_buf_ring *br = rwc_setup_buf_ring(&ring, 8, 3, 0, &err);
     r->buf_ring_rc = br ? 0 : err;
     if (br)
         rwc_free_buf_ring(&ring, br, 8, 3);

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "assert.h"
+#include "backend/uring_features.h"
 #include "conn.h"
 #include "rw_limits.h"
 
@@ -303,6 +304,7 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->stats_json_path = NULL;
     cfg->log_level = RW_LOG_INFO;
     cfg->buf_count = RW_URING_BUF_COUNT_DEFAULT;
+    cfg->uring_features = RW_UF_DEFAULT;
     cfg->buf_size_bytes = RW_URING_BUF_SIZE_DEFAULT;
 }
 
@@ -629,6 +631,14 @@ static int set_buf_size(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+static int set_uring_features(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    char why[256];
+    if (rw__uring_features_parse(o->value, &cfg->uring_features, why, sizeof(why)) < 0)
+        return fail(o, "%s", why + strlen("--uring-features: "));
+    return 0;
+}
+
 struct opt_def {
     const char *name;  /* long form, "--listen" */
     const char *alias; /* short form, "-h", or NULL */
@@ -657,6 +667,7 @@ static const struct opt_def opt_defs[] = {
     {"--log-level", NULL, true, set_log_level},
     {"--buf-count", NULL, true, set_buf_count},
     {"--buf-size", NULL, true, set_buf_size},
+    {"--uring-features", NULL, true, set_uring_features},
     {"--probe", NULL, false, set_probe},
     {"--help", "-h", false, set_help},
     {"--version", "-V", false, set_version},
@@ -819,6 +830,11 @@ void rw__config_usage(FILE *out)
             "                              a power of two up to %u [%u]\n"
             "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"
             "                              [%s]\n"
+            "  --uring-features LIST       uring: optional io_uring features, e.g.\n"
+            "                              +inc-bufs,-zc-replies, all or none; each is\n"
+            "                              probed and falls back when the kernel lacks\n"
+            "                              it; --probe lists them [zc-replies,inc-bufs,\n"
+            "                              reg-ring]\n"
             "  --probe                     print the kernel's io_uring features and exit\n"
             "  -h, --help                  print this help and exit\n"
             "  -V, --version               print the version and the backends compiled in\n"

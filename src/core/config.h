@@ -42,6 +42,7 @@ struct rw_config {
     enum rw_log_level log_level;
     uint32_t buf_count;      /* --buf-count: uring provided buffers (power of two) */
     uint32_t buf_size_bytes; /* --buf-size: bytes per provided buffer */
+    uint32_t uring_features; /* --uring-features: enum rw_uring_feature bits wanted */
 };
 
 /* Fill every field with the documented default. */

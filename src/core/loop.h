@@ -70,6 +70,11 @@ struct rw_loop {
     uint64_t now_ms;
     uint64_t sweep_next_ms; /* next liveness sweep (sweep_dead_conns) */
     uint32_t sweep_cursor;  /* slot it starts from */
+    /* Zero-copy replies: the receive buffer being parsed (NULL outside rw__conn_on_data_buf or
+     * when the backend lends none), and the smallest reply sent from it by reference. */
+    const struct rw_rxbuf *rx_cur;
+    uint32_t zc_min_bytes;
+    bool clock_fresh; /* now_ms was read since the backend's wait returned */
 
     struct rw_stats stats;
 };
@@ -93,6 +98,25 @@ void rw__loop_on_wake(struct rw_loop *loop);
 
 /* Bytes received; data valid only during the call. */
 void rw__conn_on_data(struct rw_conn *conn, const uint8_t *data, size_t len);
+
+/*
+ * A receive buffer a backend can lend to replies (zero-copy replies): bytes
+ * [base, base + len) stay unchanged while held. hold(owner, id) asks for one
+ * more hold and may refuse (the backend runs low on buffers: the reply is
+ * copied); release(owner, id) drops one. The backend keeps its own reference
+ * for the duration of rw__conn_on_data_buf.
+ */
+struct rw_rxbuf {
+    const uint8_t *base;
+    size_t len;
+    void *owner;
+    uint32_t id;
+    bool (*hold)(void *owner, uint32_t id);
+    void (*release)(void *owner, uint32_t id);
+};
+/* As rw__conn_on_data, with the buffer data lies in (may be NULL: no lending). */
+void rw__conn_on_data_buf(struct rw_conn *conn, const uint8_t *data, size_t len,
+                          const struct rw_rxbuf *buf);
 /* recv returned 0. */
 void rw__conn_on_eof(struct rw_conn *conn);
 /* An asynchronous send completed: res > 0 bytes, or negative errno. */

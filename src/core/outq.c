@@ -6,6 +6,7 @@
 #include "outq.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,7 @@ void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max)
     pool->blocks_live = 0;
     pool->fail_malloc = false;
     pool->acct = NULL;
+    pool->ext_free = NULL;
 }
 
 static void block_free(struct rw_block_pool *pool, struct rw_block *b)
@@ -42,6 +44,11 @@ void rw__block_pool_destroy(struct rw_block_pool *pool)
     }
     pool->free_count = 0;
     pool->free_low = 0;
+    while (pool->ext_free) {
+        struct rw_ext *e = pool->ext_free;
+        pool->ext_free = (struct rw_ext *)e->b.next;
+        free(e);
+    }
 }
 
 uint32_t rw__block_pool_trim(struct rw_block_pool *pool, uint32_t keep, bool keep_all_excess)
@@ -81,12 +88,34 @@ static struct rw_block *block_get(struct rw_block_pool *pool)
     b->next = NULL;
     b->start = 0;
     b->end = 0;
+    b->is_ext = false;
     pool->blocks_live++;
     return b;
 }
 
+static bool block_is_ext(const struct rw_block *b)
+{
+    return b->is_ext;
+}
+
+static const uint8_t *block_bytes(const struct rw_block *b)
+{
+    return b->is_ext ? ((const struct rw_ext *)b)->ext : b->data;
+}
+
+static void ext_put(struct rw_block_pool *pool, struct rw_ext *e)
+{
+    e->release(e->owner, e->id);
+    e->b.next = (struct rw_block *)pool->ext_free;
+    pool->ext_free = e;
+}
+
 static void block_put(struct rw_block_pool *pool, struct rw_block *b)
 {
+    if (block_is_ext(b)) {
+        ext_put(pool, (struct rw_ext *)b);
+        return;
+    }
     RW_ASSERT(pool->blocks_live > 0);
     pool->blocks_live--;
     if (pool->free_count < pool->free_max) {
@@ -101,7 +130,7 @@ static void block_put(struct rw_block_pool *pool, struct rw_block *b)
 /* Room for len more bytes: link enough blocks at the tail first, so a failure changes nothing. */
 static int outq_reserve(struct rw_outq *q, struct rw_block_pool *pool, size_t len)
 {
-    size_t room = q->tail ? RW_OUTQ_BLOCK_BYTES - q->tail->end : 0;
+    size_t room = q->tail && !q->tail->is_ext ? RW_OUTQ_BLOCK_BYTES - q->tail->end : 0;
     struct rw_block *first = NULL;
     struct rw_block *last = NULL;
     while (room < len) {
@@ -134,7 +163,7 @@ static void outq_copy(struct rw_outq *q, const uint8_t *data, size_t len)
 {
     struct rw_block *b = q->tail ? q->tail : q->head;
     while (len > 0) {
-        if (b->end == RW_OUTQ_BLOCK_BYTES)
+        if (b->is_ext || b->end == RW_OUTQ_BLOCK_BYTES)
             b = b->next;
         RW_ASSERT(b != NULL);
         size_t n = RW_OUTQ_BLOCK_BYTES - b->end;
@@ -171,6 +200,52 @@ int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const v
     return 0;
 }
 
+bool rw__outq_ext_continues(const struct rw_outq *q, const uint8_t *data, void *owner, uint32_t id)
+{
+    const struct rw_block *t = q->tail;
+    if (!t || !t->is_ext)
+        return false;
+    const struct rw_ext *e = (const struct rw_ext *)t;
+    return e->owner == owner && e->id == id && e->ext + e->b.end == data;
+}
+
+int rw__outq_append_ext(struct rw_outq *q, struct rw_block_pool *pool, const uint8_t *data,
+                        size_t len, void (*release)(void *owner, uint32_t id), void *owner,
+                        uint32_t id)
+{
+    RW_ASSERT(len > 0 && len <= UINT32_MAX);
+    if (rw__outq_ext_continues(q, data, owner, id)) {
+        /* Pipelined frames of one receive buffer: one entry, one iovec, one hold. */
+        q->tail->end += (uint32_t)len;
+        q->bytes += len;
+        return 1;
+    }
+    struct rw_ext *e = pool->ext_free;
+    if (e) {
+        pool->ext_free = (struct rw_ext *)e->b.next;
+    } else {
+        e = malloc(sizeof(*e)); /* once per entry ever in use at the same time, then cached */
+        if (!e)
+            return -ENOMEM;
+    }
+    e->b.next = NULL;
+    e->b.start = 0;
+    e->b.end = (uint32_t)len;
+    e->b.is_ext = true;
+    e->ext = data;
+    e->release = release;
+    e->owner = owner;
+    e->id = id;
+    if (q->tail)
+        q->tail->next = &e->b;
+    else
+        q->head = &e->b;
+    q->tail = &e->b;
+    q->bytes += len;
+    q->ext_count++;
+    return 0;
+}
+
 size_t rw__outq_gather(const struct rw_outq *q, struct iovec *iov, size_t iov_max)
 {
     RW_ASSERT(iov_max > 0);
@@ -178,7 +253,7 @@ size_t rw__outq_gather(const struct rw_outq *q, struct iovec *iov, size_t iov_ma
     for (struct rw_block *b = q->head; b && count < iov_max; b = b->next) {
         if (b->end == b->start)
             break; /* reserved, never written: only past the tail */
-        iov[count].iov_base = b->data + b->start;
+        iov[count].iov_base = (void *)(uintptr_t)(block_bytes(b) + b->start);
         iov[count].iov_len = b->end - b->start;
         count++;
         if (b == q->tail)
@@ -203,6 +278,8 @@ void rw__outq_consume(struct rw_outq *q, struct rw_block_pool *pool, size_t n)
         q->head = b->next;
         if (b == q->tail)
             q->tail = NULL;
+        if (b->is_ext)
+            q->ext_count--;
         block_put(pool, b);
     }
     if (q->bytes == 0)
@@ -218,4 +295,5 @@ void rw__outq_clear(struct rw_outq *q, struct rw_block_pool *pool)
     }
     q->tail = NULL;
     q->bytes = 0;
+    q->ext_count = 0;
 }

@@ -18,7 +18,23 @@ struct rw_block {
     struct rw_block *next;
     uint32_t start; /* first unsent byte */
     uint32_t end;   /* one past the last written byte */
-    uint8_t data[]; /* RW_OUTQ_BLOCK_BYTES */
+    bool is_ext;    /* a struct rw_ext: the bytes are elsewhere, never written here */
+    uint8_t data[]; /* RW_OUTQ_BLOCK_BYTES; an external entry (struct rw_ext) has none */
+};
+
+/*
+ * Zero-copy replies: an entry that references memory the queue does not own
+ * (a receive buffer the backend lent), bytes [start, end) of ext. When the
+ * entry is consumed or cleared, release(owner, id) gives the memory back.
+ * Entries come from a small per-pool cache; they are not charged to the
+ * memory budget (the memory they point at is the backend's, preallocated).
+ */
+struct rw_ext {
+    struct rw_block b; /* b.start/b.end index into ext; must be first */
+    const uint8_t *ext;
+    void (*release)(void *owner, uint32_t id);
+    void *owner;
+    uint32_t id;
 };
 
 struct rw_mem_account;
@@ -34,6 +50,7 @@ struct rw_block_pool {
     uint32_t free_low;    /* fewest cached blocks since the last rw__block_pool_trim */
     uint64_t blocks_live; /* blocks handed out and not yet returned */
     bool fail_malloc;     /* test hook: fresh blocks fail as if out of memory; cached ones serve */
+    struct rw_ext *ext_free; /* cached external entries */
     struct rw_mem_account
         *acct; /* charged for every block allocated, cached or live; may be NULL */
 };
@@ -41,7 +58,8 @@ struct rw_block_pool {
 struct rw_outq {
     struct rw_block *head;
     struct rw_block *tail;
-    uint64_t bytes; /* queued and not yet consumed */
+    uint64_t bytes;     /* queued and not yet consumed */
+    uint32_t ext_count; /* external entries queued (each holds a lent buffer) */
 };
 
 void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max);
@@ -59,6 +77,7 @@ static inline void rw__outq_init(struct rw_outq *q)
     q->head = NULL;
     q->tail = NULL;
     q->bytes = 0;
+    q->ext_count = 0;
 }
 static inline bool rw__outq_empty(const struct rw_outq *q)
 {
@@ -74,6 +93,18 @@ int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *d
 /* Append a 4-byte big-endian header and the payload. 0 or -ENOMEM (unchanged). */
 int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const void *payload,
                           uint32_t len);
+/*
+ * Append len bytes at data by reference (no copy): data stays valid until
+ * release(owner, id) is called, once, when those bytes were sent or the queue
+ * cleared. Bytes that continue the tail entry of the same (owner, id) extend
+ * it and release is not called for them (returns 1: the caller's hold is not
+ * needed). 0 when a new entry was queued, -ENOMEM when none could be had.
+ */
+int rw__outq_append_ext(struct rw_outq *q, struct rw_block_pool *pool, const uint8_t *data,
+                        size_t len, void (*release)(void *owner, uint32_t id), void *owner,
+                        uint32_t id);
+/* Would data continue the tail external entry of (owner, id)? */
+bool rw__outq_ext_continues(const struct rw_outq *q, const uint8_t *data, void *owner, uint32_t id);
 /* Fill up to iov_max iovecs from the front; returns the count (0 iff empty). */
 size_t rw__outq_gather(const struct rw_outq *q, struct iovec *iov, size_t iov_max);
 /* Drop n sent bytes from the front (n <= bytes), returning emptied blocks. */

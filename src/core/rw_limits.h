@@ -38,6 +38,12 @@
 #define RW_MEM_PAUSED_CHECK_MS 250u
 /* --max-memory floor when not 0: below it a few large frames could not be served at all. */
 #define RW_MEM_MIN_BYTES (4u << 20)
+/* Zero-copy replies: receive buffers one connection's queue may hold at once (more are copied),
+ * and the free share of the buffer ring below which replies are copied (1/4). */
+#define RW_ZC_HOLDS_PER_CONN 4u
+#define RW_ZC_RING_LOW_DIV   4u
+/* Smallest reply sent by reference (zc-replies); smaller ones are copied (kernel-notes/17). */
+#define RW_ZC_MIN_BYTES 0u
 /* iovecs per gathered send: epoll uses a stack array of this many. */
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+char rw__stats_uring_features[96];
+
 const char *const rw__stat_names[RW_STAT_COUNT] = {
 #define RW_STAT_NAME(id, name) name,
     RW_STATS_LIST(RW_STAT_NAME)
@@ -96,7 +98,10 @@ void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size
         used += (size_t)snprintf(buf + used, buf_bytes - used, " %s=%" PRIu64, rw__stat_names[k],
                                  rw__stat_get(s, (enum rw_stat)k));
     if (used < buf_bytes)
-        snprintf(buf + used, buf_bytes - used, " frames_per_wait=%.2f", per_wait(s));
+        used += (size_t)snprintf(buf + used, buf_bytes - used, " frames_per_wait=%.2f",
+                                 per_wait(s));
+    if (used < buf_bytes && rw__stats_uring_features[0])
+        snprintf(buf + used, buf_bytes - used, " uring_features=%s", rw__stats_uring_features);
 }
 
 static void write_object(const struct rw_stats *s, FILE *out)
@@ -104,7 +109,10 @@ static void write_object(const struct rw_stats *s, FILE *out)
     fprintf(out, "{\"conns_open\": %" PRIu64, conns_open(s));
     for (unsigned k = 0; k < RW_STAT_COUNT; k++)
         fprintf(out, ", \"%s\": %" PRIu64, rw__stat_names[k], rw__stat_get(s, (enum rw_stat)k));
-    fprintf(out, ", \"frames_per_wait\": %.3f}", per_wait(s));
+    fprintf(out, ", \"frames_per_wait\": %.3f", per_wait(s));
+    if (rw__stats_uring_features[0])
+        fprintf(out, ", \"uring_features\": \"%s\"", rw__stats_uring_features);
+    fprintf(out, "}");
 }
 
 int rw__stats_write_json(const struct rw_stats *s, unsigned workers, struct rw_stats *const *per,

@@ -45,6 +45,8 @@
     X(OUT_BLOCKS_CACHED, "out_blocks_cached")                                                      \
     X(MEM_BYTES, "mem_bytes")                                                                      \
     X(MEM_TRIMS, "mem_trims")                                                                      \
+    X(ZC_REPLIES, "zc_replies")                                                                    \
+    X(ZC_COPIED_LOW, "zc_copied_low")                                                              \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")
@@ -61,6 +63,9 @@ struct rw_stats {
 };
 
 extern const char *const rw__stat_names[RW_STAT_COUNT];
+/* The uring features the workers run with ("" for epoll), for the stats line and JSON; written
+ * once by worker 0's backend before it serves, read by the main thread. */
+extern char rw__stats_uring_features[96];
 
 static inline void rw__stat_add(struct rw_stats *s, enum rw_stat k, uint64_t n)
 {

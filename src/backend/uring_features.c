@@ -1,0 +1,124 @@
+/*
+ * --uring-features: names, parsing, and the run-time probe behind --probe.
+ * The backend itself probes again as it sets each feature up, and falls back
+ * (feature off, logged once) when the kernel refuses.
+ */
+#include "uring_features.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "uring_compat.h"
+
+static const struct {
+    uint32_t bit;
+    const char *name;
+    const char *kernel;
+    const char *why;
+} features[] = {
+    {RW_UF_ZC_REPLIES, "zc-replies", "any",
+     "a reply that lies in its receive buffer (echo) is sent from it, not copied; copied "
+     "when fewer than 1/4 of the buffers are free, when the connection holds 4 already, "
+     "or when the frame spans buffers (kernel-notes/17)"},
+    {RW_UF_INC_BUFS, "inc-bufs", "6.12",
+     "IOU_PBUF_RING_INC: small receives fill one buffer after another instead of taking a "
+     "whole buffer each, so the data touched stays in a few cache lines and pages "
+     "(kernel-notes/18)"},
+    {RW_UF_REG_RING, "reg-ring", "5.18",
+     "io_uring_register_ring_fd: io_uring_enter skips the fd table lookup (kernel-notes/19)"},
+};
+
+#define FEATURE_COUNT (sizeof(features) / sizeof(features[0]))
+
+int rw__uring_features_parse(const char *list, uint32_t *mask, char *err, size_t err_bytes)
+{
+    const char *p = list;
+    if (!*p) {
+        snprintf(err, err_bytes, "--uring-features: empty list");
+        return -EINVAL;
+    }
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char sign = '+';
+        if (n > 0 && (*p == '+' || *p == '-')) {
+            sign = *p;
+            p++;
+            n--;
+        }
+        uint32_t bits = 0;
+        if (n == 3 && strncmp(p, "all", 3) == 0) {
+            bits = RW_UF_ALL;
+        } else if (n == 4 && strncmp(p, "none", 4) == 0) {
+            bits = RW_UF_ALL;
+            sign = sign == '+' ? '-' : '+';
+        } else {
+            for (size_t i = 0; i < FEATURE_COUNT; i++)
+                if (strlen(features[i].name) == n && strncmp(p, features[i].name, n) == 0)
+                    bits = features[i].bit;
+        }
+        if (!bits) {
+            char names[256];
+            rw__uring_features_format(RW_UF_ALL, names, sizeof(names));
+            snprintf(err, err_bytes,
+                     "--uring-features: unknown feature '%.*s' (known: %s, all, none)", (int)n,
+                     p, names);
+            return -EINVAL;
+        }
+        if (sign == '+')
+            *mask |= bits;
+        else
+            *mask &= ~bits;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return 0;
+}
+
+void rw__uring_features_format(uint32_t mask, char *buf, size_t buf_bytes)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < FEATURE_COUNT && used < buf_bytes; i++)
+        if (mask & features[i].bit)
+            used += (size_t)snprintf(buf + used, buf_bytes - used, "%s%s", used ? "," : "",
+                                     features[i].name);
+    if (used == 0)
+        snprintf(buf, buf_bytes, "none");
+}
+
+uint32_t rw__uring_features_kernel(void)
+{
+    struct io_uring ring;
+    if (io_uring_queue_init(4, &ring, 0) < 0)
+        return 0;
+    uint32_t have = RW_UF_ZC_REPLIES;
+    int err = 0;
+    struct io_uring_buf_ring *br = rwc_setup_buf_ring(&ring, 4, 3, RWC_PBUF_RING_INC, &err);
+    if (br) {
+        have |= RW_UF_INC_BUFS;
+        rwc_free_buf_ring(&ring, br, 4, 3);
+    }
+    if (io_uring_register_ring_fd(&ring) == 1)
+        have |= RW_UF_REG_RING;
+    io_uring_queue_exit(&ring);
+    return have;
+}
+
+void rw__uring_features_print(FILE *out)
+{
+    uint32_t kernel = rw__uring_features_kernel();
+    fprintf(out, "uring features (--uring-features; default: ");
+    char names[256];
+    rw__uring_features_format(RW_UF_DEFAULT, names, sizeof(names));
+    fprintf(out, "%s):\n", names);
+    for (size_t i = 0; i < FEATURE_COUNT; i++)
+        fprintf(out, "  %-11s kernel %s: %-3s compiled: yes  default: %-3s  %s\n",
+                features[i].name, features[i].kernel, (kernel & features[i].bit) ? "yes" : "no",
+                (RW_UF_DEFAULT & features[i].bit) ? "on" : "off", features[i].why);
+    /* Candidates measured or considered but not implemented: say so rather than stay silent. */
+    fprintf(out, "  not implemented: fixed-files (direct descriptors), recv bundles (6.10), "
+                 "min-wait batching (6.12), send_zc, sqpoll (kernel-notes/20)\n");
+}

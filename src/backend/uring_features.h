@@ -1,0 +1,37 @@
+/*
+ * Optional io_uring features of the uring backend (--uring-features): each
+ * has a name, a kernel probe and a fallback, and is on by default only where
+ * it measured faster on this project's machine (kernel-notes/17-20).
+ */
+#ifndef RW_URING_FEATURES_H
+#define RW_URING_FEATURES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum rw_uring_feature {
+    RW_UF_ZC_REPLIES = 1u << 0, /* replies sent from the receive buffer they came in */
+    RW_UF_INC_BUFS = 1u << 1,   /* incremental provided-buffer consumption (6.12) */
+    RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
+};
+#define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
+
+/* On unless --uring-features says otherwise (each measured: kernel-notes/17-19). */
+#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
+
+/*
+ * Parse LIST: comma-separated "name", "+name" (on), "-name" (off), "all", "none";
+ * applied left to right over *mask (start from RW_UF_DEFAULT). 0, or -EINVAL
+ * with the reason in err.
+ */
+int rw__uring_features_parse(const char *list, uint32_t *mask, char *err, size_t err_bytes);
+/* "a,b,c" of the bits in mask ("none" when empty). */
+void rw__uring_features_format(uint32_t mask, char *buf, size_t buf_bytes);
+/* --probe: per feature, kernel support, compiled support, default, and why. */
+void rw__uring_features_print(FILE *out);
+/* Kernel support of each feature, probed on a small ring (bits of enum rw_uring_feature). */
+uint32_t rw__uring_features_kernel(void);
+
+#endif
