@@ -470,6 +470,11 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size + b->off;
         if ((ur->features & RW_UF_INC_BUFS) && (cqe->flags & RWC_CQE_F_BUF_MORE)) {
             b->off += res > 0 ? (uint32_t)res : 0; /* still the ring's head: filled on */
+            /* The ring still has room: a re-arm credit, as a returned buffer would give, or a
+             * recv starved before this buffer came back could wait for a return that only
+             * comes once the buffer is full. */
+            if (res > 0 && ur->rearm_credit < ur->buf_count)
+                ur->rearm_credit++;
         } else {
             b->out = true;
             ur->bufs_out++;

@@ -111,6 +111,28 @@ static int add_wrapper(const char **argv, int *argc, int cap)
     return 0;
 }
 
+/*
+ * RW_SERVER_ARGS: extra server options for every h_start, split at spaces,
+ * put before the test's own (a later option overrides an earlier one), e.g.
+ * RW_SERVER_ARGS='--uring-features none' to run the suite without the
+ * optional io_uring features.
+ */
+static int add_server_args(const char **argv, int *argc, int cap)
+{
+    static char words[1024];
+    const char *w = getenv("RW_SERVER_ARGS");
+    if (!w || !*w)
+        return 0;
+    snprintf(words, sizeof(words), "%s", w);
+    char *save = NULL;
+    for (char *tok = strtok_r(words, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+        if (*argc >= cap - 1)
+            return -E2BIG;
+        argv[(*argc)++] = tok;
+    }
+    return 0;
+}
+
 int h_time_factor(void)
 {
     const char *w = getenv("RW_WRAPPER");
@@ -280,6 +302,8 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
     }
     argv[argc++] = "--listen";
     argv[argc++] = opts->listen ? opts->listen : "127.0.0.1:0";
+    if (add_server_args(argv, &argc, ARGV_MAX) < 0)
+        return -E2BIG;
     for (int i = 0; opts->args && opts->args[i]; i++) {
         if (argc >= ARGV_MAX - 1)
             return -E2BIG;
