@@ -72,6 +72,8 @@ struct ur_backend {
     uint32_t buf_size;
     uint32_t bufs_out;        /* buffers out of the ring (taken, not yet returned) */
     uint32_t features;        /* active: enum rw_uring_feature */
+    uint32_t ring_features;   /* IORING_FEAT_* of the ring */
+    uint32_t sends_queued;    /* sends prepared this turn (min-wait: completions to wait past) */
     uint32_t bufs_to_advance; /* returned to the ring, not yet published */
     /*
      * Re-arm credit for starved recvs: one per buffer given back to the ring,
@@ -132,8 +134,10 @@ static int ur_setup_ring(struct ur_backend *ur)
         p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
         p.cq_entries = RW_URING_SQ_ENTRIES * 8;
         rc = io_uring_queue_init_params(RW_URING_SQ_ENTRIES, &ur->ring, &p);
-        if (rc != -EINVAL)
+        if (rc != -EINVAL) {
+            ur->ring_features = p.features;
             return rc;
+        }
     }
     return rc;
 }
@@ -225,6 +229,12 @@ static int ur_init(struct rw_loop *loop, void **out_be)
             if (loop->worker_id == 0)
                 RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
         }
+    }
+    if ((ur->features & RW_UF_MIN_WAIT) &&
+        (!(ur->ring_features & RWC_FEAT_MIN_TIMEOUT) || ur->wait_in_poll)) {
+        ur->features &= ~RW_UF_MIN_WAIT;
+        if (loop->worker_id == 0 && !ur->wait_in_poll)
+            RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
     }
     ur->br = NULL;
     if (ur->features & RW_UF_INC_BUFS) {
@@ -426,6 +436,7 @@ static int ur_flush(void *be, struct rw_conn *c)
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
     c->be.send_ctx = s;
     c->be.flags |= UR_SEND;
+    ur->sends_queued++;
     c->be.inflight++;
     rw__stat_add(&ur->loop->stats, RW_STAT_SEND_CALLS, 1);
     return 0;
@@ -613,9 +624,24 @@ static int ur_wait(void *be, int timeout_ms)
     struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
     ur_buf_publish(ur);
-    int rc = ur->wait_in_poll ? ur_submit_and_poll(ur, timeout_ms)
-                              : io_uring_submit_and_wait_timeout(
-                                    &ur->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL, NULL);
+    int rc;
+    if (ur->wait_in_poll) {
+        rc = ur_submit_and_poll(ur, timeout_ms);
+    } else if ((ur->features & RW_UF_MIN_WAIT) && ur->sends_queued > 0) {
+        /* Sends mostly complete inline, during this very call: wait past their CQEs for one
+         * more event (the next request, typically), but never longer than RW_URING_MIN_WAIT_US
+         * once something is there (kernel-notes/20). */
+        unsigned wait_nr = ur->sends_queued + 1;
+        if (wait_nr > RW_URING_CQE_BATCH)
+            wait_nr = RW_URING_CQE_BATCH;
+        rc = rwc_submit_and_wait_min(&ur->ring, wait_nr, RW_URING_MIN_WAIT_US,
+                                     timeout_ms >= 0 ? &ts : NULL,
+                                     (ur->features & RW_UF_REG_RING) != 0);
+    } else {
+        rc = io_uring_submit_and_wait_timeout(&ur->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL,
+                                              NULL);
+    }
+    ur->sends_queued = 0;
     rw__stat_add(stats, RW_STAT_SUBMITS, 1);
     rw__stat_add(stats, RW_STAT_WAIT_CALLS, 1);
     if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY)

@@ -11,6 +11,9 @@
 #include <errno.h>
 #include <liburing.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -27,6 +30,46 @@
  */
 #define RWC_PBUF_RING_INC 2U
 #define RWC_CQE_F_BUF_MORE (1U << 4)
+
+/*
+ * Kernel 6.12: min-wait batching. io_uring_getevents_arg's 32-bit field after
+ * sigmask_sz ("pad" in liburing 2.3) is min_wait_usec: wait for wait_nr
+ * completions, but once min_wait_usec passed return with whatever is there
+ * (at least one). liburing 2.3 has no helper: rwc_submit_and_wait_min flushes
+ * the SQ as io_uring_submit does and calls io_uring_enter itself.
+ */
+#define RWC_FEAT_MIN_TIMEOUT (1U << 15)
+
+static inline unsigned rwc_flush_sq(struct io_uring *ring)
+{
+    struct io_uring_sq *sq = &ring->sq;
+    unsigned tail = sq->sqe_tail;
+    if (sq->sqe_head != tail) {
+        sq->sqe_head = tail;
+        io_uring_smp_store_release(sq->ktail, tail);
+    }
+    return tail - io_uring_smp_load_acquire(sq->khead);
+}
+
+/* Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or ts. 0/-errno. */
+static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr,
+                                          unsigned min_wait_us, struct __kernel_timespec *ts,
+                                          bool registered_ring)
+{
+    struct io_uring_getevents_arg arg;
+    memset(&arg, 0, sizeof(arg));
+    arg.pad = min_wait_us; /* min_wait_usec */
+    arg.ts = (unsigned long long)(uintptr_t)ts;
+    unsigned submit = rwc_flush_sq(ring);
+    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    int fd = ring->ring_fd;
+    if (registered_ring) {
+        flags |= IORING_ENTER_REGISTERED_RING;
+        fd = ring->enter_ring_fd;
+    }
+    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, &arg, sizeof(arg));
+    return rc < 0 ? -errno : 0;
+}
 
 static inline struct io_uring_buf_ring *rwc_setup_buf_ring(struct io_uring *ring, unsigned entries,
                                                            int bgid, unsigned flags, int *err)

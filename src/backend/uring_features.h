@@ -15,11 +15,12 @@ enum rw_uring_feature {
     RW_UF_ZC_REPLIES = 1u << 0, /* replies sent from the receive buffer they came in */
     RW_UF_INC_BUFS = 1u << 1,   /* incremental provided-buffer consumption (6.12) */
     RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
+    RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching: a turn waits past its own sends (6.12) */
 };
-#define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
+#define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
 /* On unless --uring-features says otherwise (each measured: kernel-notes/17-19). */
-#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
+#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
 /*
  * Parse LIST: comma-separated "name", "+name" (on), "-name" (off), "all", "none";

@@ -64,6 +64,8 @@
 #define RW_URING_BUF_SIZE_MAX      (1u << 20)
 #define RW_URING_SQ_ENTRIES        1024u
 #define RW_URING_CQE_BATCH         512u
+/* min-wait: how long a turn that submitted sends waits past their completions for one more. */
+#define RW_URING_MIN_WAIT_US 50u
 /*
  * Liveness sweep (kernel-notes/15): once per interval, walk at most VISITS
  * slots of the table from a round-robin cursor and ask the kernel
