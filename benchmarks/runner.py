@@ -152,8 +152,9 @@ class Server:
     """One echo server under test: a local ringwire, a --peer command, or a --target."""
 
     def __init__(self, name, kind, ctx, backend=None, command=None, addr=None, stats_cmd=None,
-                 nodelay="unknown"):
+                 nodelay="unknown", extra=None):
         self.name, self.kind, self.ctx = name, kind, ctx
+        self.extra = list(extra or [])
         self.backend, self.command, self.addr, self.stats_cmd = backend, command, addr, stats_cmd
         self.nodelay = nodelay
         self.proc = None
@@ -170,7 +171,7 @@ class Server:
         if self.kind == "ringwire":
             cmd = pre + [self.ctx.server, "--backend", self.backend, "--listen",
                          f"{self.ctx.srv_ip}:0", "--threads", "1", "--max-conns", "25000",
-                         "--stats-json", self.stats_path]
+                         "--stats-json", self.stats_path] + self.extra
         else:
             port = free_port()
             self.addr = f"{self.ctx.srv_ip}:{port}"
@@ -480,6 +481,34 @@ class Runner:
                     self.failures.append(f"--verify {s.name} size {size} FAILED: {err.strip()[-200:]}")
 
 
+def uring_features(server):
+    """[(name, kernel_ok, default_on)] from `ringwire --probe` (the uring features section)."""
+    out = sh([server, "--probe"], check=False).stdout
+    feats, on = [], False
+    for line in out.splitlines():
+        if line.startswith("uring features"):
+            on = True
+            continue
+        if on and line.startswith("  ") and " kernel " in line and "default:" in line:
+            w = line.split()
+            feats.append((w[0], line.split(":", 1)[1].split()[0] == "yes",
+                          line.split("default:", 1)[1].split()[0] == "on"))
+    return feats
+
+
+def ablation_servers(ctx, server):
+    """The default uring server, then one per feature with only that feature flipped."""
+    servers = [Server("uring", "ringwire", ctx, backend="uring", nodelay="yes")]
+    for name, kernel_ok, default_on in uring_features(server):
+        if not kernel_ok:
+            log(f"ablation: {name}: the kernel lacks it; left out")
+            continue
+        flip = ("-" if default_on else "+") + name
+        servers.append(Server(f"uring{flip}", "ringwire", ctx, backend="uring", nodelay="yes",
+                              extra=["--uring-features", flip]))
+    return servers
+
+
 def parse_kv(items, what):
     out = {}
     for it in items or []:
@@ -508,7 +537,10 @@ def main():
     p.add_argument("--wire", default="loopback", choices=("loopback", "veth"))
     p.add_argument("--client-threads", type=int, default=0)
     p.add_argument("--argv", default="")
+    p.add_argument("--ablation", action="store_true")
     a = p.parse_args()
+    if a.ablation and not a.only:
+        a.only = "efficiency,pingpong"  # CPU per frame at fixed loads, and 64 B .. 256 KiB
     rounds = a.rounds or (10 if a.full else 5)
     only = [f for f in a.only.split(",") if f]
     for f in only:
@@ -534,6 +566,9 @@ def main():
             servers.append(Server(name, "target", ctx, addr=addr, stats_cmd=tstats.get(name),
                                   nodelay="yes" if name in ("uring", "epoll") else
                                   nodelay.get(name, "unknown")))
+    elif a.ablation:
+        # Each optional io_uring feature flipped against the default: ratios are to "uring".
+        servers = ablation_servers(ctx, a.server)
     else:
         for b in ("uring", "epoll"):
             servers.append(Server(b, "ringwire", ctx, backend=b, nodelay="yes"))

@@ -20,7 +20,7 @@ enum rw_uring_feature {
 #define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
 /* On unless --uring-features says otherwise (each measured: kernel-notes/17-19). */
-#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
+#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
 
 /*
  * Parse LIST: comma-separated "name", "+name" (on), "-name" (off), "all", "none";
