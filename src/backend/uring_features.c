@@ -28,7 +28,9 @@ static const struct {
     {RW_UF_REG_RING, "reg-ring", "5.18",
      "io_uring_register_ring_fd: io_uring_enter skips the fd table lookup (kernel-notes/19)"},
     {RW_UF_MIN_WAIT, "min-wait", "6.12",
-     "a turn that submitted N sends waits for N+1 completions, at most " "50" " us past the "
+     "a turn that submitted N sends waits for N+1 completions, at most "
+     "50"
+     " us past the "
      "first: sends that complete inline no longer cost a turn of their own (one "
      "io_uring_enter a frame instead of two at low load; kernel-notes/20)"},
 };
@@ -66,8 +68,8 @@ int rw__uring_features_parse(const char *list, uint32_t *mask, char *err, size_t
             char names[256];
             rw__uring_features_format(RW_UF_ALL, names, sizeof(names));
             snprintf(err, err_bytes,
-                     "--uring-features: unknown feature '%.*s' (known: %s, all, none)", (int)n,
-                     p, names);
+                     "--uring-features: unknown feature '%.*s' (known: %s, all, none)", (int)n, p,
+                     names);
             return -EINVAL;
         }
         if (sign == '+')
@@ -121,8 +123,8 @@ void rw__uring_features_print(FILE *out)
     rw__uring_features_format(RW_UF_DEFAULT, names, sizeof(names));
     fprintf(out, "%s):\n", names);
     for (size_t i = 0; i < FEATURE_COUNT; i++)
-        fprintf(out, "  %-11s kernel %s: %-3s compiled: yes  default: %-3s  %s\n",
-                features[i].name, features[i].kernel, (kernel & features[i].bit) ? "yes" : "no",
+        fprintf(out, "  %-11s kernel %s: %-3s compiled: yes  default: %-3s  %s\n", features[i].name,
+                features[i].kernel, (kernel & features[i].bit) ? "yes" : "no",
                 (RW_UF_DEFAULT & features[i].bit) ? "on" : "off", features[i].why);
     /* Candidates measured or considered but not implemented: say so rather than stay silent. */
     fprintf(out, "  not implemented: fixed-files (direct descriptors), recv bundles (6.10), "

@@ -1,0 +1,219 @@
+/*
+ * The optional io_uring features (--uring-features) and zero-copy replies:
+ * replies sent from the receive buffer come back byte-exact, pipelined and at
+ * every size, with every feature on and with none; the replies of readers
+ * that stall keep their bytes while other traffic cycles the buffer ring; a
+ * ring running low copies instead of lending (zc_copied_low) and a fresh
+ * client is still served; the option parses, --probe lists every feature, the
+ * stats line says which are active. On epoll the option is accepted and
+ * nothing is lent.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "harness.h"
+
+static bool is_uring(void)
+{
+    return strcmp(h_backend(), "uring") == 0;
+}
+
+/* depth frames of payload_len on fd at once, then every echo read back and compared. */
+static void pipelined_echo_ok(int fd, uint32_t payload_len, int depth, uint32_t seed)
+{
+    size_t frame = H_FRAME_HDR + payload_len;
+    uint8_t *out = malloc(frame * (size_t)depth);
+    uint8_t *in = malloc(frame * (size_t)depth);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_nonnull(in);
+    for (int i = 0; i < depth; i++) {
+        h_put_header(out + frame * (size_t)i, payload_len);
+        h_fill(out + frame * (size_t)i + H_FRAME_HDR, payload_len, seed + (uint32_t)i);
+    }
+    ck_assert_int_eq(h_exchange(fd, out, frame * (size_t)depth, in, frame * (size_t)depth,
+                                20000 * h_time_factor()),
+                     0);
+    ck_assert_msg(memcmp(in, out, frame * (size_t)depth) == 0,
+                  "%u B x %d: an echo differs from its frame", payload_len, depth);
+    free(out);
+    free(in);
+}
+
+static void echo_sizes(const char *features, bool expect_zc)
+{
+    struct h_server srv;
+    const char *args[] = {"--uring-features", features, NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    static const uint32_t sizes[] = {0, 1, 60, 64, 1000, 1024, 4000, 16380, 16384, 70000, 262144};
+    int fds[4];
+    for (int c = 0; c < 4; c++)
+        fds[c] = h_connect_ok(&srv);
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
+        for (int c = 0; c < 4; c++)
+            pipelined_echo_ok(fds[c], sizes[s], sizes[s] > 100000 ? 4 : 32,
+                              (uint32_t)(s * 1000 + (size_t)c * 100));
+    for (int c = 0; c < 4; c++)
+        close(fds[c]);
+    int64_t zc = h_stat_ok(&srv, "zc_replies");
+    fprintf(stderr, "%s --uring-features %s: zc_replies=%lld\n", h_backend(), features,
+            (long long)zc);
+    if (expect_zc && is_uring())
+        ck_assert_int_gt(zc, 0);
+    else
+        ck_assert_int_eq(zc, 0);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+
+START_TEST(test_features_echo_every_size_all)
+{
+    echo_sizes("all", true);
+}
+END_TEST
+
+START_TEST(test_features_echo_every_size_none)
+{
+    echo_sizes("none", false);
+}
+END_TEST
+
+START_TEST(test_features_echo_every_size_default_minus_zc)
+{
+    echo_sizes("-zc-replies", false);
+}
+END_TEST
+
+/*
+ * Three peers send 1000 B frames and do not read: their replies stall in the
+ * kernel with the receive buffers they came in held, until the ring runs low
+ * and replies are copied (zc_copied_low). A fresh client is served meanwhile,
+ * its traffic cycling the ring; then the stalled peers read everything and
+ * every byte is what they sent.
+ */
+START_TEST(test_features_ring_low_copies_and_held_bytes_survive)
+{
+    enum { STALLED = 3, PAYLOAD = 1000, FRAMES = 6000 };
+    struct h_server srv;
+    const char *args[] = {"--buf-count",  "8", "--buf-size", "4096", "--write-buffer", "64M",
+                          "--max-memory", "0", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    size_t frame = H_FRAME_HDR + PAYLOAD, total = frame * FRAMES;
+    uint8_t *out[STALLED];
+    int fds[STALLED];
+    for (int c = 0; c < STALLED; c++) {
+        fds[c] = h_connect_ok(&srv);
+        int small = 64 * 1024;
+        (void)setsockopt(fds[c], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+        out[c] = malloc(total);
+        ck_assert_ptr_nonnull(out[c]);
+        for (int i = 0; i < FRAMES; i++) {
+            h_put_header(out[c] + frame * (size_t)i, PAYLOAD);
+            h_fill(out[c] + frame * (size_t)i + H_FRAME_HDR, PAYLOAD,
+                   (uint32_t)c * 100000u + (uint32_t)i);
+        }
+        /* Slowly enough that most frames arrive in their own receive (and buffer). */
+        for (int i = 0; i < FRAMES; i += 50)
+            ck_assert_int_eq(h_send_all(fds[c], out[c] + frame * (size_t)i, frame * 50, 20000), 0);
+    }
+    /* Everything received by the server (replies stuck in our unread sockets). */
+    int64_t want = (int64_t)(STALLED * FRAMES);
+    int64_t deadline = h_now_ms() + 20000 * h_time_factor();
+    while (h_stat_ok(&srv, "frames_in") < want && h_now_ms() < deadline)
+        h_sleep_ms(50);
+    ck_assert_int_eq(h_stat_ok(&srv, "frames_in"), want);
+    /* A fresh client is served; its frames go through the buffers left. */
+    int fresh = h_connect_ok(&srv);
+    for (int i = 0; i < 200; i++)
+        pipelined_echo_ok(fresh, 100 + (uint32_t)i * 7, 4, 777u + (uint32_t)i);
+    close(fresh);
+    char line[8192];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    int64_t zc = h_stat_get(line, "zc_replies"), low = h_stat_get(line, "zc_copied_low");
+    fprintf(stderr, "%s: zc_replies=%lld zc_copied_low=%lld\n", h_backend(), (long long)zc,
+            (long long)low);
+    if (is_uring()) {
+        ck_assert_int_gt(zc, 0);
+        ck_assert_int_gt(low, 0);
+    } else {
+        ck_assert_int_eq(zc, 0);
+        ck_assert_int_eq(low, 0);
+    }
+    /* Now the stalled peers read: every reply intact. */
+    uint8_t *in = malloc(total);
+    ck_assert_ptr_nonnull(in);
+    for (int c = 0; c < STALLED; c++) {
+        ck_assert_int_eq(h_recv_exact(fds[c], in, total, 20000 * h_time_factor()), 0);
+        ck_assert_msg(memcmp(in, out[c], total) == 0, "stalled conn %d: a reply differs", c);
+        close(fds[c]);
+        free(out[c]);
+    }
+    free(in);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+START_TEST(test_features_option_probe_and_stats_line)
+{
+    char out[8192];
+    const char *bad[] = {"--uring-features", "+zc-replies,bogus", NULL};
+    ck_assert_int_eq(h_run_args(bad, 5000, out, sizeof(out)), 2);
+    ck_assert_msg(strstr(out, "bogus") && strstr(out, "--uring-features"), "%s", out);
+    const char *empty[] = {"--uring-features", "", NULL};
+    ck_assert_int_eq(h_run_args(empty, 5000, out, sizeof(out)), 2);
+    const char *probe[] = {"--probe", NULL};
+    ck_assert_int_eq(h_run_args(probe, 5000, out, sizeof(out)), 0);
+    static const char *const names[] = {"zc-replies", "inc-bufs", "reg-ring", "min-wait"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        char key[64];
+        snprintf(key, sizeof(key), "\n  %s ", names[i]);
+        const char *at = strstr(out, key);
+        ck_assert_msg(at, "--probe lacks %s:\n%s", names[i], out);
+        at++;
+        const char *eol = strchr(at, '\n');
+        size_t n = eol ? (size_t)(eol - at) : strlen(at);
+        char row[1024];
+        snprintf(row, sizeof(row), "%.*s", (int)n, at);
+        ck_assert_msg(strstr(row, "kernel") && strstr(row, "compiled:") && strstr(row, "default:"),
+                      "--probe row: %s", row);
+    }
+
+    struct h_server srv;
+    const char *none[] = {"--uring-features", "none", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = none});
+    char line[8192];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    if (is_uring())
+        ck_assert_msg(strstr(line, " uring_features=none"), "%s", line);
+    else
+        ck_assert_msg(!strstr(line, "uring_features="), "%s", line);
+    h_stop_ok(&srv);
+
+    const char *zc[] = {"--uring-features", "none,+zc-replies", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = zc});
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    if (is_uring())
+        ck_assert_msg(strstr(line, " uring_features=zc-replies"), "%s", line);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+int main(void)
+{
+    h_init(300);
+    h_skip_if_unavailable();
+    Suite *s = suite_create("features");
+    h_add_case(s, "test_features_echo_every_size_all", test_features_echo_every_size_all, 60);
+    h_add_case(s, "test_features_echo_every_size_none", test_features_echo_every_size_none, 60);
+    h_add_case(s, "test_features_echo_every_size_default_minus_zc",
+               test_features_echo_every_size_default_minus_zc, 60);
+    h_add_case(s, "test_features_ring_low_copies_and_held_bytes_survive",
+               test_features_ring_low_copies_and_held_bytes_survive, 90);
+    h_add_case(s, "test_features_option_probe_and_stats_line",
+               test_features_option_probe_and_stats_line, 30);
+    return h_run_suite(s);
+}
