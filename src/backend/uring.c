@@ -57,9 +57,9 @@ struct ur_send {
  * the ring once the kernel is done with it and nothing holds it.
  */
 struct ur_buf {
-    uint32_t off;  /* inc-bufs: bytes the kernel has filled so far */
+    uint32_t off;   /* inc-bufs: bytes the kernel has filled so far */
     uint16_t holds; /* replies queued from it, plus one while the core parses it */
-    bool out;      /* left the ring (the kernel is done with it): return when holds == 0 */
+    bool out;       /* left the ring (the kernel is done with it): return when holds == 0 */
 };
 
 struct ur_backend {
@@ -223,7 +223,7 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     if (rc < 0)
         goto err_free;
     if (ur->features & RW_UF_REG_RING) {
-        /* io_uring_enter then finds the ring without an fd table lookup (kernel-notes/19). */
+        /* io_uring_enter then finds the ring without an fd table lookup (kernel-notes/20). */
         if (io_uring_register_ring_fd(&ur->ring) != 1) {
             ur->features &= ~RW_UF_REG_RING;
             if (loop->worker_id == 0)
@@ -630,7 +630,7 @@ static int ur_wait(void *be, int timeout_ms)
     } else if ((ur->features & RW_UF_MIN_WAIT) && ur->sends_queued > 0) {
         /* Sends mostly complete inline, during this very call: wait past their CQEs for one
          * more event (the next request, typically), but never longer than RW_URING_MIN_WAIT_US
-         * once something is there (kernel-notes/20). */
+         * once something is there (kernel-notes/21). */
         unsigned wait_nr = ur->sends_queued + 1;
         if (wait_nr > RW_URING_CQE_BATCH)
             wait_nr = RW_URING_CQE_BATCH;

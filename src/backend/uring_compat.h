@@ -20,7 +20,7 @@
 #include "rw_build_config.h"
 
 /* Kernel 6.10: IORING_RECVSEND_BUNDLE (probed, not used). */
-#define RWC_RECVSEND_BUNDLE (1U << 4)
+#define RWC_RECVSEND_BUNDLE      (1U << 4)
 #define RWC_FEAT_RECVSEND_BUNDLE (1U << 14)
 /*
  * Kernel 6.12: incremental buffer consumption. A buffer ring registered with
@@ -28,7 +28,7 @@
  * buffer; the CQE then carries IORING_CQE_F_BUF_MORE while the kernel keeps
  * filling that buffer, and the next receive continues after the last one.
  */
-#define RWC_PBUF_RING_INC 2U
+#define RWC_PBUF_RING_INC  2U
 #define RWC_CQE_F_BUF_MORE (1U << 4)
 
 /*
@@ -89,8 +89,8 @@ static inline struct io_uring_buf_ring *rwc_setup_buf_ring(struct io_uring *ring
     reg.ring_entries = entries;
     reg.bgid = (unsigned short)bgid;
     /* liburing 2.3 names the 16-bit flags field after bgid "pad". */
-    memcpy((char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof(reg.bgid), &(__u16){(__u16)flags},
-           sizeof(__u16));
+    memcpy((char *)&reg + offsetof(struct io_uring_buf_reg, bgid) + sizeof(reg.bgid),
+           &(__u16){(__u16)flags}, sizeof(__u16));
     int rc = io_uring_register_buf_ring(ring, &reg, 0);
     if (rc < 0) {
         munmap(mem, bytes);

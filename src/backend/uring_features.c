@@ -20,19 +20,19 @@ static const struct {
     {RW_UF_ZC_REPLIES, "zc-replies", "any",
      "a reply that lies in its receive buffer (echo) is sent from it, not copied; copied "
      "when fewer than 1/4 of the buffers are free, when the connection holds 4 already, "
-     "or when the frame spans buffers (kernel-notes/17)"},
+     "or when the frame spans buffers (kernel-notes/18)"},
     {RW_UF_INC_BUFS, "inc-bufs", "6.12",
      "IOU_PBUF_RING_INC: small receives fill one buffer after another instead of taking a "
      "whole buffer each, so the data touched stays in a few cache lines and pages "
-     "(kernel-notes/18)"},
+     "(kernel-notes/19)"},
     {RW_UF_REG_RING, "reg-ring", "5.18",
-     "io_uring_register_ring_fd: io_uring_enter skips the fd table lookup (kernel-notes/19)"},
+     "io_uring_register_ring_fd: io_uring_enter skips the fd table lookup (kernel-notes/20)"},
     {RW_UF_MIN_WAIT, "min-wait", "6.12",
      "a turn that submitted N sends waits for N+1 completions, at most "
      "50"
      " us past the "
      "first: sends that complete inline no longer cost a turn of their own (one "
-     "io_uring_enter a frame instead of two at low load; kernel-notes/20)"},
+     "io_uring_enter a frame instead of two at low load; kernel-notes/21)"},
 };
 
 #define FEATURE_COUNT (sizeof(features) / sizeof(features[0]))
@@ -128,5 +128,5 @@ void rw__uring_features_print(FILE *out)
                 (RW_UF_DEFAULT & features[i].bit) ? "on" : "off", features[i].why);
     /* Candidates measured or considered but not implemented: say so rather than stay silent. */
     fprintf(out, "  not implemented: fixed-files (direct descriptors), recv bundles (6.10), "
-                 "send_zc, sqpoll (kernel-notes/21)\n");
+                 "send_zc, sqpoll (kernel-notes/22)\n");
 }

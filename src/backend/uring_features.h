@@ -1,7 +1,7 @@
 /*
  * Optional io_uring features of the uring backend (--uring-features): each
  * has a name, a kernel probe and a fallback, and is on by default only where
- * it measured faster on this project's machine (kernel-notes/17-20).
+ * it measured faster on this project's machine (kernel-notes/18-21).
  */
 #ifndef RW_URING_FEATURES_H
 #define RW_URING_FEATURES_H
@@ -19,7 +19,7 @@ enum rw_uring_feature {
 };
 #define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
-/* On unless --uring-features says otherwise (each measured: kernel-notes/17-19). */
+/* On unless --uring-features says otherwise (each measured: kernel-notes/18-21). */
 #define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING)
 
 /*

@@ -561,9 +561,8 @@ static int send_frame_by_ref(struct rw_conn *c, const uint8_t *payload, uint32_t
     if (payload >= rx->base + RW_FRAME_HEADER_BYTES &&
         memcmp(payload - RW_FRAME_HEADER_BYTES, header, sizeof(header)) == 0)
         start = payload - RW_FRAME_HEADER_BYTES;
-    bool merges = start == payload
-                      ? false
-                      : rw__outq_ext_continues(&c->outq, start, rx->owner, rx->id);
+    bool merges =
+        start == payload ? false : rw__outq_ext_continues(&c->outq, start, rx->owner, rx->id);
     if (!merges) {
         if (c->outq.ext_count >= RW_ZC_HOLDS_PER_CONN)
             return 0;
@@ -571,21 +570,21 @@ static int send_frame_by_ref(struct rw_conn *c, const uint8_t *payload, uint32_t
             rw__stat_add(&loop->stats, RW_STAT_ZC_COPIED_LOW, 1);
             return 0;
         }
-        if (start == payload && rw__outq_append(&c->outq, &loop->pool, header, sizeof(header)) < 0) {
+        if (start == payload &&
+            rw__outq_append(&c->outq, &loop->pool, header, sizeof(header)) < 0) {
             rx->release(rx->owner, rx->id);
             return 0;
         }
     }
     size_t bytes = (size_t)(payload + len - start);
-    int rc = rw__outq_append_ext(&c->outq, &loop->pool, start, bytes, rx->release, rx->owner,
-                                 rx->id);
+    int rc =
+        rw__outq_append_ext(&c->outq, &loop->pool, start, bytes, rx->release, rx->owner, rx->id);
     if (rc < 0) {
         rx->release(rx->owner, rx->id);
         /* A header copied above stays queued: the payload must follow it, copied. */
-        return start == payload ? (rw__outq_append(&c->outq, &loop->pool, payload, len) < 0
-                                       ? -ENOMEM
-                                       : 1)
-                                : 0;
+        return start == payload
+                   ? (rw__outq_append(&c->outq, &loop->pool, payload, len) < 0 ? -ENOMEM : 1)
+                   : 0;
     }
     if (rc == 1 && !merges)
         rx->release(rx->owner, rx->id); /* it merged after all: one hold is enough */

@@ -47,6 +47,7 @@ int rw__wheel_init(struct rw_wheel *w, uint32_t slot_count, uint32_t tick_ms, ui
     w->tick_ms = tick_ms;
     w->current_tick = now_ms / tick_ms;
     w->armed = 0;
+    w->hint_valid = false;
     return 0;
 }
 
@@ -66,6 +67,12 @@ void rw__wheel_arm(struct rw_wheel *w, struct rw_timer *t, uint64_t deadline_ms)
     t->deadline_ms = deadline_ms;
     list_push(&w->slots[tick & (w->slot_count - 1)], t);
     w->armed++;
+    if (w->hint_valid) {
+        /* The tick this slot is next walked at, within the current revolution. */
+        uint64_t at = w->current_tick + ((tick - w->current_tick) & (w->slot_count - 1));
+        if (at < w->hint_tick)
+            w->hint_tick = at;
+    }
 }
 
 void rw__wheel_cancel(struct rw_wheel *w, struct rw_timer *t)
@@ -73,8 +80,12 @@ void rw__wheel_cancel(struct rw_wheel *w, struct rw_timer *t)
     if (!rw__timer_armed(t))
         return;
     RW_ASSERT(w->armed > 0);
+    struct rw_timer *neighbour = t->next;
     list_unlink(t);
     w->armed--;
+    /* Emptied a slot (its sentinel is alone): maybe the one the hint names. */
+    if (neighbour->next == neighbour)
+        w->hint_valid = false;
 }
 
 /* Fire the due timers of one slot; others stay. The slot is detached first so that
@@ -118,26 +129,34 @@ uint32_t rw__wheel_advance(struct rw_wheel *w, uint64_t now_ms, rw_timer_fn fn, 
         from = now_tick - w->slot_count; /* one revolution visits every slot */
     /* Set first: a callback arming a past deadline lands in now_tick's slot (next walk). */
     w->current_tick = now_tick;
+    w->hint_valid = false;
     uint32_t fired = 0;
     for (uint64_t tick = from; tick < now_tick; tick++)
         fired += fire_slot(w, &w->slots[tick & (w->slot_count - 1)], now_ms, fn, ctx);
+    w->hint_valid = false; /* fire_slot put timers of later revolutions back */
     return fired;
 }
 
-int64_t rw__wheel_timeout_ms(const struct rw_wheel *w, uint64_t now_ms)
+int64_t rw__wheel_timeout_ms(struct rw_wheel *w, uint64_t now_ms)
 {
     if (w->armed == 0)
         return -1;
     uint64_t now_tick = now_ms / w->tick_ms;
     if (now_tick > w->current_tick)
         return 0; /* ticks have passed unwalked */
-    uint64_t tick = w->current_tick;
-    for (uint32_t i = 0; i < w->slot_count; i++, tick++) {
-        const struct rw_timer *slot = &w->slots[tick & (w->slot_count - 1)];
-        if (slot->next != slot) {
-            uint64_t at = (tick + 1) * w->tick_ms; /* the slot is walked once its tick has passed */
-            return at > now_ms ? (int64_t)(at - now_ms) : 0;
+    if (!w->hint_valid) {
+        uint64_t tick = w->current_tick;
+        uint32_t i = 0;
+        for (; i < w->slot_count; i++, tick++) {
+            const struct rw_timer *slot = &w->slots[tick & (w->slot_count - 1)];
+            if (slot->next != slot)
+                break;
         }
+        if (i == w->slot_count)
+            return (int64_t)w->slot_count * w->tick_ms;
+        w->hint_tick = tick;
+        w->hint_valid = true;
     }
-    return (int64_t)w->slot_count * w->tick_ms;
+    uint64_t at = (w->hint_tick + 1) * w->tick_ms; /* the slot is walked once its tick passed */
+    return at > now_ms ? (int64_t)(at - now_ms) : 0;
 }

@@ -459,6 +459,84 @@ START_TEST(test_outq_enomem_leaves_queue_unchanged)
 }
 END_TEST
 
+/* A lender for external entries: counts releases per id. */
+static uint32_t releases[8];
+static void count_release(void *owner, uint32_t id)
+{
+    ck_assert_ptr_eq(owner, releases);
+    releases[id]++;
+}
+
+/*
+ * External entries (zero-copy replies): bytes by reference between copied ones keep their order
+ * through gather and any partial consume; bytes continuing the tail entry of the same lender
+ * merge into it (one iovec, one release); each entry is released exactly once, when consumed or
+ * cleared; copied appends after an external entry go to a fresh block.
+ */
+START_TEST(test_outq_ext_entries_order_merge_release)
+{
+    struct rw_block_pool pool;
+    rw__block_pool_init(&pool, 64);
+    struct rw_outq q;
+    rw__outq_init(&q);
+    memset(releases, 0, sizeof(releases));
+    static uint8_t lent[3][4096];
+    uint8_t want[16384];
+    size_t wlen = 0;
+    for (int i = 0; i < 3; i++)
+        fill(lent[i], (size_t)i * 4096, sizeof(lent[i]));
+    uint8_t copied[100];
+    fill(copied, 50000, sizeof(copied));
+    /* copied, ext 0 [0,100), ext 0 [100,300) merges, copied, ext 1 [10,20), ext 2 [0,4096) */
+    ck_assert_int_eq(rw__outq_append(&q, &pool, copied, 40), 0);
+    memcpy(want + wlen, copied, 40), wlen += 40;
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent[0], 100, count_release, releases, 0), 0);
+    memcpy(want + wlen, lent[0], 100), wlen += 100;
+    ck_assert(rw__outq_ext_continues(&q, lent[0] + 100, releases, 0));
+    ck_assert(!rw__outq_ext_continues(&q, lent[0] + 100, releases, 1));
+    ck_assert(!rw__outq_ext_continues(&q, lent[0] + 101, releases, 0));
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent[0] + 100, 200, count_release, releases, 0),
+                     1);
+    memcpy(want + wlen, lent[0] + 100, 200), wlen += 200;
+    ck_assert_int_eq(rw__outq_append(&q, &pool, copied + 40, 60), 0);
+    memcpy(want + wlen, copied + 40, 60), wlen += 60;
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent[1] + 10, 10, count_release, releases, 1),
+                     0);
+    memcpy(want + wlen, lent[1] + 10, 10), wlen += 10;
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent[2], 4096, count_release, releases, 2), 0);
+    memcpy(want + wlen, lent[2], 4096), wlen += 4096;
+    ck_assert_uint_eq(q.ext_count, 3);
+    ck_assert_uint_eq(rw__outq_bytes(&q), wlen);
+    struct iovec iov[16];
+    ck_assert_uint_eq(rw__outq_gather(&q, iov, 16), 5);
+    uint8_t got[16384];
+    ck_assert_uint_eq(snapshot(&q, got, sizeof(got)), wlen);
+    ck_assert(memcmp(got, want, wlen) == 0);
+    /* Consume in odd steps: releases come exactly as entries are passed. */
+    size_t done = 0;
+    while (done < wlen) {
+        size_t n = wlen - done < 37 ? wlen - done : 37;
+        rw__outq_consume(&q, &pool, n);
+        done += n;
+        ck_assert_uint_eq(snapshot(&q, got, sizeof(got)), wlen - done);
+        ck_assert(memcmp(got, want + done, wlen - done) == 0);
+        ck_assert_uint_eq(releases[0], done >= 340 ? 1 : 0);
+        ck_assert_uint_eq(releases[1], done >= 410 ? 1 : 0);
+    }
+    ck_assert_uint_eq(releases[2], 1);
+    ck_assert_uint_eq(q.ext_count, 0);
+    /* Clear releases what is left, once. */
+    memset(releases, 0, sizeof(releases));
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent[1], 5, count_release, releases, 1), 0);
+    ck_assert_int_eq(rw__outq_append(&q, &pool, copied, 5), 0);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(releases[1], 1);
+    ck_assert(rw__outq_empty(&q));
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
 static Suite *outq_suite(void)
 {
     Suite *s = suite_create("outq");
@@ -474,6 +552,7 @@ static Suite *outq_suite(void)
         {"test_outq_pool_trim_frees_unused", test_outq_pool_trim_frees_unused},
         {"test_outq_watermarks", test_outq_watermarks},
         {"test_outq_enomem_leaves_queue_unchanged", test_outq_enomem_leaves_queue_unchanged},
+        {"test_outq_ext_entries_order_merge_release", test_outq_ext_entries_order_merge_release},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);

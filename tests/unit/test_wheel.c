@@ -526,6 +526,67 @@ START_TEST(test_wheel_big_time_jump)
 }
 END_TEST
 
+/* The answer of a full scan from current_tick (what timeout_ms computed before it kept a hint). */
+static int64_t timeout_by_scan(const struct rw_wheel *w, uint64_t now_ms)
+{
+    if (w->armed == 0)
+        return -1;
+    if (now_ms / w->tick_ms > w->current_tick)
+        return 0;
+    uint64_t tick = w->current_tick;
+    for (uint32_t i = 0; i < w->slot_count; i++, tick++) {
+        const struct rw_timer *slot = &w->slots[tick & (w->slot_count - 1)];
+        if (slot->next != slot) {
+            uint64_t at = (tick + 1) * w->tick_ms;
+            return at > now_ms ? (int64_t)(at - now_ms) : 0;
+        }
+    }
+    return (int64_t)w->slot_count * w->tick_ms;
+}
+
+static void on_rearm_later(void *ctx, struct rw_timer *t)
+{
+    struct sim_clock *clk = ctx;
+    clk->fires++;
+    if (clk->fires % 3 == 0)
+        rw__wheel_arm(clk->wheel, t, clk->now_ms + (clk->fires * 7919u) % (3 * REV_MS));
+}
+
+/* The kept hint never changes the answer: after any mix of arm, cancel and advance, timeout_ms
+ * equals a full scan's. */
+START_TEST(test_wheel_timeout_hint_matches_scan)
+{
+    struct rw_wheel w;
+    ck_assert_int_eq(rw__wheel_init(&w, SLOTS, TICK_MS, 1000), 0);
+    enum { N = 300 };
+    static struct rw_timer timers[N];
+    for (int i = 0; i < N; i++)
+        rw__timer_init(&timers[i]);
+    struct sim_clock clk = {.now_ms = 1000, .wheel = &w};
+    uint32_t seed = 12345;
+    for (int step = 0; step < 200000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        uint32_t r = seed >> 8;
+        struct rw_timer *t = &timers[r % N];
+        switch ((r >> 12) % 4) {
+        case 0:
+        case 1:
+            rw__wheel_arm(&w, t, clk.now_ms + (r >> 3) % (3 * REV_MS));
+            break;
+        case 2:
+            rw__wheel_cancel(&w, t);
+            break;
+        default:
+            clk.now_ms += (r >> 5) % (2 * TICK_MS);
+            (void)rw__wheel_advance(&w, clk.now_ms, on_rearm_later, &clk);
+            break;
+        }
+        ck_assert_int_eq(rw__wheel_timeout_ms(&w, clk.now_ms), timeout_by_scan(&w, clk.now_ms));
+    }
+    rw__wheel_destroy(&w);
+}
+END_TEST
+
 static Suite *wheel_suite(void)
 {
     Suite *s = suite_create("wheel");
@@ -546,6 +607,7 @@ static Suite *wheel_suite(void)
         {"test_wheel_callback_rearm_no_loop", test_wheel_callback_rearm_no_loop},
         {"test_wheel_random_100k", test_wheel_random_100k},
         {"test_wheel_big_time_jump", test_wheel_big_time_jump},
+        {"test_wheel_timeout_hint_matches_scan", test_wheel_timeout_hint_matches_scan},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
