@@ -20,6 +20,7 @@ int main(int argc, char **argv)
     switch (cfg.action) {
     case RW_ACTION_HELP:
         rw__config_usage(stdout);
+        rw__config_usage_nofile(&cfg, stdout);
         return 0;
     case RW_ACTION_VERSION:
         printf("ringwire %s\nbackends: uring epoll (chosen at run time with --backend)\n",

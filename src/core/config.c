@@ -11,10 +11,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "assert.h"
@@ -179,11 +181,47 @@ static int split_host_port(const char *text, char *host, size_t host_bytes, cons
     return 0;
 }
 
-/* rw__parse_listen, with a reason for the error message. No DNS: inet_pton only. */
-static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len,
-                        const char **why)
+/*
+ * The scope id after '%' in "[fe80::1%eth0]:7000": an interface name, or its
+ * index as a number (what getaddrinfo accepts, RFC 4007). An unknown name is
+ * an error naming it, written into why_buf.
+ */
+static int parse_scope_id(const char *zone, uint32_t *scope_id, const char **why, char *why_buf,
+                          size_t why_bytes)
 {
-    char host[INET6_ADDRSTRLEN];
+    if (*zone == '\0') {
+        *why = "no interface after '%' (e.g. [fe80::1%eth0]:7000)";
+        return -EINVAL;
+    }
+    const char *end;
+    uint64_t v = 0;
+    if (parse_u64(zone, &end, &v) == 0 && *end == '\0') {
+        if (v > UINT32_MAX) {
+            *why = "the interface index after '%' is too large";
+            return -EINVAL;
+        }
+        *scope_id = (uint32_t)v;
+        return 0;
+    }
+    unsigned index = if_nametoindex(zone);
+    if (index == 0) {
+        snprintf(why_buf, why_bytes, "no interface '%s'", zone);
+        *why = why_buf;
+        return -EINVAL;
+    }
+    *scope_id = index;
+    return 0;
+}
+
+/*
+ * rw__parse_listen, with a reason for the error message (in why, which may
+ * point into why_buf). No DNS: inet_pton only, plus if_nametoindex for an
+ * IPv6 scope id.
+ */
+static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len,
+                        const char **why, char *why_buf, size_t why_bytes)
+{
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE]; /* both sizes count a NUL: one is the '%' */
     const char *port_text;
     bool v6;
     uint16_t port;
@@ -197,6 +235,13 @@ static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen
     memset(&ss, 0, sizeof(ss));
     if (v6) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        char *zone = strchr(host, '%');
+        if (zone != NULL) {
+            *zone++ = '\0';
+            rc = parse_scope_id(zone, &a6->sin6_scope_id, why, why_buf, why_bytes);
+            if (rc < 0)
+                return rc;
+        }
         if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
             *why = "not a numeric IPv6 address";
             return -EINVAL;
@@ -224,7 +269,8 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
     RW_ASSERT(addr != NULL);
     RW_ASSERT(addr_len != NULL);
     const char *why;
-    return parse_listen(text, addr, addr_len, &why);
+    char why_buf[64];
+    return parse_listen(text, addr, addr_len, &why, why_buf, sizeof(why_buf));
 }
 
 void rw__config_defaults(struct rw_config *cfg)
@@ -418,10 +464,11 @@ static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
 static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
 {
     const char *why = "too long";
+    char why_buf[64];
     struct sockaddr_storage addr;
     socklen_t addr_len;
     if (strlen(o->value) >= sizeof(cfg->listen_text) ||
-        parse_listen(o->value, &addr, &addr_len, &why) < 0)
+        parse_listen(o->value, &addr, &addr_len, &why, why_buf, sizeof(why_buf)) < 0)
         return fail(o, "bad address '%s': %s", o->value, why);
     snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", o->value);
     cfg->listen_addr = addr;
@@ -702,7 +749,8 @@ void rw__config_usage(FILE *out)
             "                              epoll, and logs why; uring fails if a\n"
             "                              feature is missing [auto]\n"
             "  --listen HOST:PORT          numeric address to listen on (no DNS); IPv6\n"
-            "                              in brackets, e.g. [::1]:7000; 0.0.0.0 or [::]\n"
+            "                              in brackets, e.g. [::1]:7000, with a scope\n"
+            "                              id as [fe80::1%%eth0]:7000; 0.0.0.0 or [::]\n"
             "                              for all; port 0 picks a free port\n"
             "                              [127.0.0.1:7000]\n"
             "  --threads N                 worker threads, each with its own loop and\n"
@@ -725,7 +773,8 @@ void rw__config_usage(FILE *out)
             "                              frames before it are answered; 0 allows only\n"
             "                              empty frames [1M]\n"
             "  --max-conns N               open connections at most (whole process);\n"
-            "                              more are closed at once and counted [10000]\n"
+            "                              more are closed at once and counted; the\n"
+            "                              soft RLIMIT_NOFILE is raised to fit [10000]\n"
             "  --backlog N                 listen backlog, clamped by\n"
             "                              net.core.somaxconn with a warning [4096]\n"
             "  --write-buffer SIZE         replies queued per connection before the\n"
@@ -757,6 +806,7 @@ void rw__config_usage(FILE *out)
             "                   received, flush replies, close connections and exit 0\n"
             "                   (closing by force after --drain-timeout)\n"
             "  SIGUSR1          print the counters\n"
+            "  SIGHUP           ignored (logged; there are no log files to reopen)\n"
             "  SIGPIPE          ignored\n"
             "\n"
             "Exit status:\n"
@@ -767,4 +817,49 @@ void rw__config_usage(FILE *out)
             RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
             size_text(RW_URING_BUF_SIZE_MAX, buf_size_max, sizeof(buf_size_max)),
             size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)));
+}
+
+uint64_t rw__nofile_needed(const struct rw_config *cfg)
+{
+    RW_ASSERT(cfg != NULL);
+    RW_ASSERT(cfg->threads >= 1);
+    RW_ASSERT(cfg->threads <= RW_THREADS_MAX);
+    return (uint64_t)cfg->max_conns +
+           (uint64_t)cfg->threads * (RW_NOFILE_PER_WORKER + RW_NOFILE_WORKER_SLACK) +
+           RW_NOFILE_PROCESS_SLACK;
+}
+
+static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)
+{
+    if (v == RLIM_INFINITY)
+        snprintf(buf, buf_bytes, "unlimited");
+    else
+        snprintf(buf, buf_bytes, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+void rw__config_usage_nofile(const struct rw_config *cfg, FILE *out)
+{
+    RW_ASSERT(cfg != NULL);
+    RW_ASSERT(out != NULL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    char soft[24], hard[24];
+    uint64_t need = rw__nofile_needed(cfg);
+    fprintf(out,
+            "\nDescriptors: this process may open %s (RLIMIT_NOFILE soft limit, hard %s);\n"
+            "--max-conns %u with --threads %u needs about %llu",
+            rlim_text(rl.rlim_cur, soft, sizeof(soft)), rlim_text(rl.rlim_max, hard, sizeof(hard)),
+            cfg->max_conns, cfg->threads, (unsigned long long)need);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        fprintf(out, ".\n");
+    else if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need)
+        fprintf(out, "; at start the soft limit is\nraised to that.\n");
+    else
+        fprintf(out,
+                ", more than the hard\nlimit: at start the soft limit is raised to %s and a "
+                "warning says so;\nraise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "--max-conns.\n",
+                hard);
 }

@@ -69,7 +69,19 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
  */
 void rw__keepalive_schedule(uint32_t idle_s, uint32_t *intvl_s, uint32_t *probes);
 
+/*
+ * Descriptors (RLIMIT_NOFILE) this configuration needs: --max-conns
+ * connections, each worker's own descriptors and slack (rw_limits.h).
+ */
+uint64_t rw__nofile_needed(const struct rw_config *cfg);
+
 /* The --help text. */
 void rw__config_usage(FILE *out);
+/*
+ * The --help text's last lines, for this configuration: the descriptor limit
+ * the process runs under now (RLIMIT_NOFILE soft/hard), what --max-conns
+ * needs, and what the server will do about it at start.
+ */
+void rw__config_usage_nofile(const struct rw_config *cfg, FILE *out);
 
 #endif

@@ -536,6 +536,20 @@ static int loop_timeout_ms(struct rw_loop *loop)
 
 int rw__loop_run(struct rw_loop *loop)
 {
+    /*
+     * Accepting starts here, not at the end of rw__loop_init: server.c runs a
+     * loop only after every worker finished setup, so connections already
+     * queued on the listeners cannot use up RLIMIT_NOFILE while a sibling
+     * still needs descriptors for its eventfd and epoll/io_uring instance
+     * (kernel-notes/08). A failure here is an accept failure: back off, retry.
+     */
+    if (!atomic_load_explicit(&loop->shared->stop, memory_order_acquire)) {
+        int rc = loop->ops->accept_start(loop->be);
+        if (rc < 0)
+            rw__loop_on_accept_error(loop, rc);
+        else
+            loop->accepting = true;
+    }
     for (;;) {
         uint64_t now = loop_now(loop);
         if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
@@ -607,14 +621,8 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
     rc = loop->ops->init(loop, &loop->be);
     if (rc < 0)
         goto err_wake;
-    rc = loop->ops->accept_start(loop->be);
-    if (rc < 0)
-        goto err_backend;
-    loop->accepting = true;
-    return 0;
+    return 0; /* not accepting yet: rw__loop_run starts it */
 
-err_backend:
-    loop->ops->destroy(loop->be);
 err_wake:
     close(loop->wake_fd);
 err_wheel:

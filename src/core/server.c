@@ -42,6 +42,9 @@ struct server {
     unsigned count;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* Under mu: start_workers saw every worker report; run_ok says whether all set up. */
+    bool decided;
+    bool run_ok;
 };
 
 static void pin_to_cpu(int worker_id)
@@ -64,6 +67,23 @@ static void report_init(struct worker *w, int rc)
     pthread_mutex_unlock(&w->server->mu);
 }
 
+/*
+ * The start barrier: block until every worker has reported its setup. True
+ * when all succeeded. A worker that accepted before its siblings finished could
+ * take every descriptor RLIMIT_NOFILE allows (clients already queue on the
+ * listeners) and make a sibling's eventfd/epoll/io_uring setup fail with
+ * EMFILE, killing the whole server (kernel-notes/08).
+ */
+static bool wait_for_siblings(struct server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->decided)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    bool ok = srv->run_ok;
+    pthread_mutex_unlock(&srv->mu);
+    return ok;
+}
+
 static void *worker_main(void *arg)
 {
     struct worker *w = arg;
@@ -76,7 +96,11 @@ static void *worker_main(void *arg)
     report_init(w, rc);
     if (rc < 0)
         return NULL;
-    rc = rw__loop_run(&w->loop);
+    if (!wait_for_siblings(w->server)) {
+        rw__loop_destroy(&w->loop); /* a sibling failed: this one never accepts */
+        return NULL;
+    }
+    rc = rw__loop_run(&w->loop); /* starts accepting */
     if (rc < 0) {
         RW_ERROR("%s event loop: %s", shared->ops->name, strerror(-rc));
         w->run_rc = rc;
@@ -184,10 +208,34 @@ static void stats_report(struct server *srv, enum stats_to_log to_log)
     }
 }
 
+/* Out of descriptors: the process's limit (EMFILE) or the system's (ENFILE), not the backend. */
+static bool is_fd_limit(int err)
+{
+    return err == -EMFILE || err == -ENFILE;
+}
+
 /* Why a worker's loop setup failed, with the remedy where we know one. */
-static void describe_setup_error(const struct rw_backend_ops *ops, int err, char *buf, size_t bytes)
+static void describe_setup_error(const struct rw_config *cfg, const struct rw_backend_ops *ops,
+                                 int err, char *buf, size_t bytes)
 {
     struct rlimit rl;
+    if (err == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        snprintf(buf, bytes,
+                 "%s: the descriptor limit, not %s (RLIMIT_NOFILE is %llu; %u workers need "
+                 "%u before any connection, --max-conns %u about %llu: raise it with "
+                 "ulimit -n or LimitNOFILE=, or lower --threads / --max-conns)",
+                 strerror(-err), ops->name, (unsigned long long)rl.rlim_cur, cfg->threads,
+                 RW_NOFILE_STDIO + cfg->threads * RW_NOFILE_PER_WORKER, cfg->max_conns,
+                 (unsigned long long)rw__nofile_needed(cfg));
+        return;
+    }
+    if (err == -ENFILE) {
+        snprintf(buf, bytes,
+                 "%s: the system-wide descriptor limit, not %s (raise fs.file-max with "
+                 "sysctl -w fs.file-max=N)",
+                 strerror(-err), ops->name);
+        return;
+    }
     if (err == -ENOMEM && ops == &rw__uring_ops && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
         rl.rlim_cur != RLIM_INFINITY) {
         /* The probe's small ring fits; N workers' full-size rings and buffer rings may not. */
@@ -200,11 +248,18 @@ static void describe_setup_error(const struct rw_backend_ops *ops, int err, char
     snprintf(buf, bytes, "%s", strerror(-err));
 }
 
-/* Start every worker and wait until each has set up its loop. 0, or the first -errno. */
+/*
+ * Start every worker and wait until each has set up its loop; only then let
+ * them run (and accept). 0, or the first -errno, and then no worker accepts.
+ * quiet: a failure may still be rescued by the epoll fallback, so warn.
+ */
 static int start_workers(struct server *srv, bool quiet)
 {
     unsigned started = 0;
     int failed = 0;
+    pthread_mutex_lock(&srv->mu);
+    srv->decided = false;
+    pthread_mutex_unlock(&srv->mu);
     for (; started < srv->count; started++) {
         struct worker *w = &srv->workers[started];
         w->reported = false;
@@ -223,14 +278,17 @@ static int start_workers(struct server *srv, bool quiet)
             pthread_cond_wait(&srv->cv, &srv->mu);
         if (srv->workers[i].init_rc < 0 && !failed) {
             failed = srv->workers[i].init_rc;
-            char why[256];
-            describe_setup_error(srv->shared.ops, failed, why, sizeof(why));
-            if (quiet)
+            char why[512];
+            describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why, sizeof(why));
+            if (quiet && !is_fd_limit(failed))
                 RW_WARN("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
             else
                 RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
         }
     }
+    srv->decided = true;
+    srv->run_ok = failed == 0;
+    pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
     srv->count = started; /* only these are joined */
     return failed;
@@ -242,11 +300,45 @@ static void stop_workers(struct server *srv)
     for (unsigned i = 0; i < srv->count; i++) {
         struct worker *w = &srv->workers[i];
         uint64_t one = 1;
-        if (w->init_rc == 0)
+        if (w->init_rc == 0 && srv->run_ok) /* else it never ran its loop, or is gone */
             (void)!write(w->loop.wake_fd, &one, sizeof(one));
     }
     for (unsigned i = 0; i < srv->count; i++)
         pthread_join(srv->workers[i].thread, NULL);
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to what --max-conns needs, up to the hard
+ * limit, as Redis and memcached do: the usual soft default of 1024 would
+ * leave clients beyond about a thousand queued unserved with no word said.
+ * Below the need, one warning with both numbers and the remedy.
+ */
+static void fit_nofile(const struct rw_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        RW_WARN("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+        return;
+    }
+    rlim_t need = (rlim_t)rw__nofile_needed(cfg);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    rlim_t was = rl.rlim_cur;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            RW_WARN("setrlimit RLIMIT_NOFILE %llu: %s", (unsigned long long)want, strerror(errno));
+            return;
+        }
+        RW_INFO("RLIMIT_NOFILE: soft limit raised from %llu to %llu for --max-conns %u",
+                (unsigned long long)was, (unsigned long long)want, cfg->max_conns);
+    }
+    if (want < need)
+        RW_WARN("RLIMIT_NOFILE: --max-conns %u needs about %llu descriptors but the hard limit "
+                "is %llu: clients beyond what it allows wait unaccepted; raise it (ulimit -n, "
+                "LimitNOFILE=) or lower --max-conns",
+                cfg->max_conns, (unsigned long long)need, (unsigned long long)want);
 }
 
 static void wait_for_signals(struct server *srv, const sigset_t *set)
@@ -267,7 +359,9 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
                     (unsigned long long)srv->shared.cfg->drain_timeout_ms);
             return;
         }
-        if (sig == SIGUSR1)
+        if (sig == SIGHUP)
+            RW_INFO("SIGHUP: ignored (ringwire has no log files to reopen)");
+        else if (sig == SIGUSR1)
             stats_report(srv, STATS_LOG_ALL);
         else if (sig < 0 && errno == EAGAIN)
             stats_report(srv, STATS_LOG_TOTAL);
@@ -276,6 +370,7 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
 
 int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler)
 {
+    fit_nofile(cfg); /* before anything opens a descriptor that would count against it */
     char reason[512];
     const struct rw_backend_ops *ops = rw__backend_select(cfg->backend, reason, sizeof(reason));
     if (!ops) {
@@ -290,6 +385,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
+    /* SIGHUP's default action would kill us at once, with no drain (terminal hangup, reloads). */
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every worker */
 
     struct server srv = {.count = cfg->threads};
@@ -312,9 +409,11 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     if (open_listeners(&srv) < 0)
         goto out_listeners;
     bool may_fall_back = cfg->backend == RW_BACKEND_AUTO && srv.shared.ops == &rw__uring_ops;
-    if (start_workers(&srv, may_fall_back) < 0) {
+    int rc = start_workers(&srv, may_fall_back);
+    if (rc < 0) {
         stop_workers(&srv);
-        if (!may_fall_back)
+        /* Out of descriptors is not io_uring's fault: epoll would need them just the same. */
+        if (!may_fall_back || is_fd_limit(rc))
             goto out_listeners;
         /*
          * auto promised a working server: the probe passed, but a full-size

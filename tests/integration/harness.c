@@ -131,8 +131,8 @@ static int enter_netns(const char *name)
 }
 
 /* In the forked child: reset what the test process changed, then exec. */
-static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, const char *netns,
-                       pid_t parent)
+static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, rlim_t nofile_hard,
+                       const char *netns, pid_t parent)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(126);
@@ -148,7 +148,8 @@ static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, cons
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
     if (nofile) {
-        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+        struct rlimit rl = {.rlim_cur = nofile,
+                            .rlim_max = nofile_hard > nofile ? nofile_hard : nofile};
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             _exit(126);
     }
@@ -170,8 +171,8 @@ static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, cons
 }
 
 /* Fork the binary with argv (argv[0] already the binary), output into a new temp file. */
-static int spawn(const char *const argv[], rlim_t nofile, const char *netns, pid_t *pid,
-                 char *log_path, size_t path_bytes)
+static int spawn(const char *const argv[], rlim_t nofile, rlim_t nofile_hard, const char *netns,
+                 pid_t *pid, char *log_path, size_t path_bytes)
 {
     snprintf(log_path, path_bytes, "/tmp/rw-integ-XXXXXX");
     int log_fd = mkostemp(log_path, O_APPEND | O_CLOEXEC);
@@ -186,7 +187,7 @@ static int spawn(const char *const argv[], rlim_t nofile, const char *netns, pid
         return -err;
     }
     if (*pid == 0)
-        exec_child(log_fd, argv, nofile, netns, parent);
+        exec_child(log_fd, argv, nofile, nofile_hard, netns, parent);
     close(log_fd);
     return 0;
 }
@@ -286,8 +287,8 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
         argv[argc++] = opts->args[i];
     }
     argv[argc] = NULL;
-    int rc =
-        spawn(argv, opts->nofile, opts->netns, &srv->pid, srv->log_path, sizeof(srv->log_path));
+    int rc = spawn(argv, opts->nofile, opts->nofile_hard, opts->netns, &srv->pid, srv->log_path,
+                   sizeof(srv->log_path));
     if (rc < 0)
         return rc;
     static char log[H_LOG_MAX];
@@ -368,7 +369,7 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
     }
     argv[argc] = NULL;
     struct h_server run = {0};
-    int rc = spawn(argv, 0, NULL, &run.pid, run.log_path, sizeof(run.log_path));
+    int rc = spawn(argv, 0, 0, NULL, &run.pid, run.log_path, sizeof(run.log_path));
     if (rc < 0)
         return rc;
     int64_t deadline = h_now_ms() + (int64_t)timeout_ms * h_time_factor();

@@ -39,6 +39,7 @@ struct h_opts {
     const char *listen;      /* default "127.0.0.1:0" */
     const char *const *args; /* more options, NULL-terminated; may be NULL */
     rlim_t nofile;           /* RLIMIT_NOFILE for the server; 0 leaves it alone */
+    rlim_t nofile_hard;      /* its hard limit when above nofile; 0: the same as nofile */
     const char *netns;       /* run the server in this network namespace (/run/netns/NAME,
                                 as `ip netns exec NAME` would); NULL: the test's own */
 };
