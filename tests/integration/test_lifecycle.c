@@ -1,7 +1,8 @@
 /*
  * Integration tests of the server's life cycle: SIGTERM and SIGINT drain
  * (every frame sent before the signal is answered, then EOF, exit 0); peers
- * that vanish with replies pending cannot kill it through SIGPIPE; none of its
+ * that vanish with replies pending cannot kill it through SIGPIPE, nor can
+ * SIGHUP; none of its
  * descriptors leak into children (O_CLOEXEC); the command line fails with
  * exit 2 naming the bad option, a runtime failure exits 1 with the errno
  * text, --help and --version exit 0.

@@ -5,7 +5,10 @@
  * connections are all served; a peer that never reads is paused at
  * --write-buffer with bounded memory while others are served; running out of
  * descriptors does not turn into a busy loop and accepting resumes after; a
- * burst after a stall does not take an output block per ready connection.
+ * burst after a stall does not take an output block per ready connection;
+ * clients queued at start cannot starve a sibling worker's setup of
+ * descriptors; the soft RLIMIT_NOFILE is raised to fit --max-conns, or a
+ * warning says why not; a limit too small for the workers says so.
  */
 #include <errno.h>
 #include <fcntl.h>
