@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -529,6 +530,9 @@ static void *connector_main(void *arg)
             h_sleep_ms(1);
             continue;
         }
+        /* A full backlog drops SYNs: connect() would wait through retransmissions for minutes. */
+        struct timeval connect_timeout = {.tv_sec = 0, .tv_usec = 200000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connect_timeout, sizeof(connect_timeout));
         int one = 1;
         if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
             bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
