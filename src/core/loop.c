@@ -639,19 +639,28 @@ static void force_close_all(struct rw_loop *loop)
 
 /* ---- memory: the budget and giving memory back ---- */
 
-/* The open connection of this worker holding the most memory, if it holds enough to matter. */
-static struct rw_conn *largest_consumer(struct rw_loop *loop)
+/*
+ * This worker's open connections holding the most memory (at least RW_MEM_CLOSE_MIN_BYTES
+ * each), largest first, at most max of them, in one pass over the table. Returns the count.
+ */
+static uint32_t largest_consumers(struct rw_loop *loop, struct rw_conn **out, uint32_t max)
 {
-    struct rw_conn *best = NULL;
-    uint64_t best_bytes = RW_MEM_CLOSE_MIN_BYTES - 1;
+    uint32_t n = 0;
     for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
-        if (c->state == RW_CONN_OPEN && conn_mem_bytes(c) > best_bytes) {
-            best = c;
-            best_bytes = conn_mem_bytes(c);
+        uint64_t bytes = conn_mem_bytes(c);
+        if (c->state != RW_CONN_OPEN || bytes < RW_MEM_CLOSE_MIN_BYTES)
+            continue;
+        if (n == max && bytes <= conn_mem_bytes(out[n - 1]))
+            continue;
+        uint32_t at = n < max ? n++ : max - 1; /* the smallest kept drops out */
+        while (at > 0 && conn_mem_bytes(out[at - 1]) < bytes) {
+            out[at] = out[at - 1];
+            at--;
         }
+        out[at] = c;
     }
-    return best;
+    return n;
 }
 
 /*
@@ -665,10 +674,12 @@ static void mem_reclaim(struct rw_loop *loop)
     if (rw__block_pool_trim(&loop->pool, 0, true) > 0)
         loop->trim_due_ms = loop->now_ms; /* give the freed blocks back to the kernel soon */
     uint64_t excess = rw__mem_excess(&loop->mem);
-    for (uint32_t closes = 0; excess > 0 && closes < RW_MEM_CLOSES_PER_TURN; closes++) {
-        struct rw_conn *victim = largest_consumer(loop);
-        if (!victim)
-            break;
+    if (excess == 0)
+        return;
+    struct rw_conn *victims[RW_MEM_CLOSES_PER_TURN];
+    uint32_t count = largest_consumers(loop, victims, RW_MEM_CLOSES_PER_TURN);
+    for (uint32_t i = 0; i < count && excess > 0; i++) {
+        struct rw_conn *victim = victims[i];
         uint64_t bytes = conn_mem_bytes(victim);
         if (!loop->mem_warned) {
             loop->mem_warned = true;
