@@ -371,8 +371,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
             srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
     /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
-    int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u",
-                               addr_text, srv.shared.ops->name, srv.count);
+    int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,
+                               srv.shared.ops->name, srv.count);
     if (notified < 0)
         RW_WARN("sd_notify READY=1 to $NOTIFY_SOCKET: %s", strerror(-notified));
 

@@ -133,8 +133,7 @@ int rw__stats_write_json(const struct rw_stats_meta *meta, const struct rw_stats
     fprintf(out,
             "{\"version\": \"%s\", \"backend\": \"%s\", \"uptime_s\": %.3f, "
             "\"timestamp\": \"%s.%03ldZ\", \"timestamp_unix_ms\": %lld, \"total\": ",
-            meta->version, meta->backend, rw__stats_uptime_s(meta), stamp,
-            now.tv_nsec / 1000000L,
+            meta->version, meta->backend, rw__stats_uptime_s(meta), stamp, now.tv_nsec / 1000000L,
             (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000L);
     write_object(s, out);
     fprintf(out, ", \"workers\": [");

@@ -104,9 +104,9 @@ void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size
  * restarts apart: the top of --stats-json and the metrics' info and uptime.
  */
 struct rw_stats_meta {
-    const char *version;        /* RW_VERSION */
-    const char *backend;        /* the backend serving: "uring" or "epoll" */
-    uint64_t started_mono_ns;   /* CLOCK_MONOTONIC when the server started */
+    const char *version;      /* RW_VERSION */
+    const char *backend;      /* the backend serving: "uring" or "epoll" */
+    uint64_t started_mono_ns; /* CLOCK_MONOTONIC when the server started */
 };
 
 /* Seconds since meta->started_mono_ns. */
