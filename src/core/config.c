@@ -607,6 +607,36 @@ static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+static int set_log_format(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    /* Indexed by enum rw_log_format. */
+    static const char *const names[] = {"auto", "plain", "journal"};
+    _Static_assert(RW_LOG_FORMAT_AUTO == 0 && RW_LOG_FORMAT_PLAIN == 1 &&
+                       RW_LOG_FORMAT_JOURNAL == 2,
+                   "names[] follows enum rw_log_format");
+    size_t i = 0;
+    int rc = opt_choice(o, names, 3, "auto, plain or journal", &i);
+    if (rc == 0)
+        cfg->log_format = (enum rw_log_format)i;
+    return rc;
+}
+
+static int set_log_timestamps(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->log_timestamps = true;
+    return 0;
+}
+
+static int set_metrics(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    if (rw__parse_listen(o->value, &cfg->metrics_addr, &cfg->metrics_addr_len) < 0)
+        return fail(o, "bad address '%s' (numeric HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)",
+                    o->value);
+    cfg->metrics = true;
+    return 0;
+}
+
 static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
@@ -654,7 +684,10 @@ static const struct opt_def opt_defs[] = {
     {"--drain-timeout", NULL, true, set_drain_timeout},
     {"--stats-interval", NULL, true, set_stats_interval},
     {"--stats-json", NULL, true, set_stats_json},
+    {"--metrics", NULL, true, set_metrics},
     {"--log-level", NULL, true, set_log_level},
+    {"--log-format", NULL, true, set_log_format},
+    {"--log-timestamps", NULL, false, set_log_timestamps},
     {"--buf-count", NULL, true, set_buf_count},
     {"--buf-size", NULL, true, set_buf_size},
     {"--probe", NULL, false, set_probe},
@@ -812,9 +845,19 @@ void rw__config_usage(FILE *out)
             "                              in-flight work before closing by force [10s]\n"
             "  --stats-interval DUR        print one line of counters every DUR;\n"
             "                              0 disables [0]\n"
-            "  --stats-json FILE           also write the counters as JSON to FILE [none]\n"
+            "  --stats-json FILE           also write the counters as JSON to FILE, with\n"
+            "                              version, backend, uptime and a timestamp [none]\n"
+            "  --metrics HOST:PORT         serve the counters to Prometheus over HTTP at\n"
+            "                              http://HOST:PORT/metrics (numeric address;\n"
+            "                              port 0 picks a free one, logged) [off]\n"
             "  --log-level LEVEL           stderr verbosity: error, warn, info or debug\n"
             "                              [info]\n"
+            "  --log-format FORMAT         plain, or journal: each line starts with its\n"
+            "                              syslog priority (<3> error, <4> warn, <6> info,\n"
+            "                              <7> debug); auto is journal when stderr is the\n"
+            "                              systemd journal (JOURNAL_STREAM) [auto]\n"
+            "  --log-timestamps            start each line with the local time,\n"
+            "                              RFC 3339 with milliseconds [off]\n"
             "  --buf-count N               uring: provided receive buffers per worker,\n"
             "                              a power of two up to %u [%u]\n"
             "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"

@@ -40,6 +40,11 @@ struct rw_config {
     uint64_t stats_interval_ms;  /* 0 disables */
     const char *stats_json_path; /* --stats-json FILE, NULL if unset (points into argv) */
     enum rw_log_level log_level;
+    enum rw_log_format log_format;        /* --log-format auto|plain|journal */
+    bool log_timestamps;                  /* --log-timestamps */
+    bool metrics;                         /* --metrics given */
+    struct sockaddr_storage metrics_addr; /* --metrics HOST:PORT (numeric) */
+    socklen_t metrics_addr_len;
     uint32_t buf_count;      /* --buf-count: uring provided buffers (power of two) */
     uint32_t buf_size_bytes; /* --buf-size: bytes per provided buffer */
 };

@@ -23,6 +23,9 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
+#include "rw_build_config.h"
 #include "stats.h"
 
 struct worker {
@@ -44,6 +47,7 @@ struct server {
     unsigned count;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    struct rw_stats_meta meta; /* version, serving backend, start time: JSON and metrics */
 };
 
 static void pin_to_cpu(int worker_id)
@@ -153,6 +157,14 @@ static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_
     rw__stats_sum(total, per, srv->count);
 }
 
+/* The metrics thread's view (metrics.h): the same relaxed reads as a stats line. */
+static unsigned metrics_collect(void *ctx, struct rw_stats *total, struct rw_stats **per)
+{
+    struct server *srv = ctx;
+    stats_collect(srv, total, per);
+    return srv->count;
+}
+
 enum stats_to_log {
     STATS_LOG_NONE,  /* --stats-json only */
     STATS_LOG_TOTAL, /* --stats-interval: one line */
@@ -168,7 +180,7 @@ static void stats_write_json(struct server *srv, const struct rw_stats *total,
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "we");
-    if (!f || rw__stats_write_json(total, srv->count, per, f) < 0 || fclose(f) != 0 ||
+    if (!f || rw__stats_write_json(&srv->meta, total, srv->count, per, f) < 0 || fclose(f) != 0 ||
         rename(tmp, path) < 0)
         RW_WARN("--stats-json %s: %s", path, strerror(errno));
 }
@@ -304,6 +316,7 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every worker */
 
     struct server srv = {.count = cfg->threads};
+    srv.meta = (struct rw_stats_meta){RW_VERSION, ops->name, rw__stats_mono_ns()};
     srv.shared.cfg = cfg;
     srv.shared.handler = handler;
     srv.shared.ops = ops;
@@ -347,10 +360,25 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     char addr_text[80] = "?";
     if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
         rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
+    srv.meta.backend = srv.shared.ops->name; /* auto may have fallen back to epoll */
+    struct rw_metrics *metrics = NULL;
+    struct rw_metrics_source msrc = {metrics_collect, &srv, &srv.meta};
+    if (cfg->metrics && rw__metrics_start(&metrics, (const struct sockaddr *)&cfg->metrics_addr,
+                                          cfg->metrics_addr_len, &msrc) < 0) {
+        stop_workers(&srv);
+        goto out_listeners;
+    }
     RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
             srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
+    int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,
+                               srv.shared.ops->name, srv.count);
+    if (notified < 0)
+        RW_WARN("sd_notify READY=1 to $NOTIFY_SOCKET: %s", strerror(-notified));
 
     wait_for_signals(&srv, &set);
+    (void)rw__notify("STOPPING=1\nSTATUS=draining");
+    rw__metrics_stop(metrics); /* before the join: it reads the workers' CPU clocks */
     stop_workers(&srv);
     exit_code = 0;
     for (unsigned i = 0; i < srv.count; i++)
