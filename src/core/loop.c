@@ -28,6 +28,7 @@
 #include "backend/backend.h"
 #include "rw_limits.h"
 #include "log.h"
+#include "peer.h"
 
 #define NO_REASON RW_STAT_COUNT
 /* Either reason to stop reading; reading resumes once neither holds. */
@@ -190,8 +191,10 @@ static void conn_shut_wr(struct rw_conn *c)
 static void conn_protocol_error(struct rw_conn *c, int err)
 {
     struct rw_loop *loop = c->loop;
-    RW_DEBUG("conn %u: protocol error: %s; closing after %llu queued bytes", c->index,
-             strerror(-err), (unsigned long long)rw__outq_bytes(&c->outq));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): protocol error: %s; closing after %llu queued bytes", c->index,
+             rw__conn_peer(c, peer, sizeof(peer)), strerror(-err),
+             (unsigned long long)rw__outq_bytes(&c->outq));
     c->flags |= RW_CONN_PROTO_ERROR;
     rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
     conn_reasm_reset(c);
@@ -251,7 +254,9 @@ static void conn_flush(struct rw_conn *c)
     while (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq)) {
         int rc = loop->ops->flush(loop->be, c);
         if (rc < 0) {
-            RW_DEBUG("conn %u: send: %s", c->index, strerror(-rc));
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                     strerror(-rc));
             conn_close(c, error_reason(rc));
             return;
         }
@@ -389,7 +394,9 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     conn_timer_update(c);
     int rc = loop->ops->conn_open(loop->be, c);
     if (rc < 0) {
-        RW_DEBUG("conn %u: start reading: %s", c->index, strerror(-rc));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-rc));
         conn_close(c, RW_STAT_CLOSED_ERROR);
     }
 }
@@ -441,7 +448,9 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
     int rc = rw__reasm_feed(&c->reasm, data, len, loop->cfg->max_frame_bytes, deliver_frame, c);
     conn_reasm_account(c, cap_before);
     if (rc == -ENOMEM) {
-        RW_WARN("conn %u: out of memory reassembling a frame; closing", c->index);
+        char peer[RW_PEER_TEXT_MAX];
+        RW_WARN("conn %u (%s): out of memory reassembling a frame; closing", c->index,
+                rw__conn_peer(c, peer, sizeof(peer)));
         conn_close(c, RW_STAT_CLOSED_ERROR);
         return;
     }
@@ -492,7 +501,9 @@ void rw__conn_on_sent(struct rw_conn *c, int res)
         return;
     loop_now(c->loop);
     if (res < 0) {
-        RW_DEBUG("conn %u: send: %s", c->index, strerror(-res));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-res));
         conn_close(c, error_reason(res));
         return;
     }
@@ -507,7 +518,9 @@ void rw__conn_on_error(struct rw_conn *c, int err)
     RW_ASSERT(err < 0);
     if (c->state != RW_CONN_OPEN)
         return;
-    RW_DEBUG("conn %u: recv: %s", c->index, strerror(-err));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): recv: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             strerror(-err));
     conn_close(c, error_reason(err));
 }
 
@@ -547,7 +560,8 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
     else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
              c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
         reason = RW_STAT_REAPED_FRAME_TIMEOUT;
-    RW_DEBUG("conn %u: %s", c->index,
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
              reason == RW_STAT_REAPED_IDLE ? "idle timeout" : "deadline passed");
     conn_close(c, reason);
 }
@@ -583,7 +597,9 @@ static void sweep_dead_conns(struct rw_loop *loop)
         socklen_t len = sizeof(ti);
         if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
             ti.tcpi_state == TCP_CLOSE) {
-            RW_DEBUG("conn %u: the kernel closed it, no completion said so; closing", c->index);
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): the kernel closed it, no completion said so; closing", c->index,
+                     rw__conn_peer(c, peer, sizeof(peer)));
             conn_close(c, RW_STAT_REAPED_DEAD);
         }
     }
@@ -681,16 +697,17 @@ static void mem_reclaim(struct rw_loop *loop)
     for (uint32_t i = 0; i < count && excess > 0; i++) {
         struct rw_conn *victim = victims[i];
         uint64_t bytes = conn_mem_bytes(victim);
+        char peer[RW_PEER_TEXT_MAX];
         if (!loop->mem_warned) {
             loop->mem_warned = true;
             RW_WARN("--max-memory %llu MiB reached (%llu MiB in use): closing the connections "
-                    "holding the most, largest first (conn %u: %llu KiB)",
+                    "holding the most, largest first (conn %u (%s): %llu KiB)",
                     (unsigned long long)(loop->mem.budget->limit_bytes >> 20),
                     (unsigned long long)(rw__mem_reserved(&loop->mem) >> 20), victim->index,
-                    (unsigned long long)(bytes >> 10));
+                    rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
         }
-        RW_DEBUG("conn %u: closed for memory (%llu KiB)", victim->index,
-                 (unsigned long long)(bytes >> 10));
+        RW_DEBUG("conn %u (%s): closed for memory (%llu KiB)", victim->index,
+                 rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
         conn_close(victim, RW_STAT_CLOSED_MEMORY);
         excess = bytes >= excess ? 0 : excess - bytes;
     }

@@ -66,6 +66,8 @@ static const char *help_text(enum rw_stat k)
         return "Connections closed for a protocol error (a frame over --max-frame).";
     case RW_STAT_CLOSED_ERROR:
         return "Connections closed on a socket error (reset, broken pipe).";
+    case RW_STAT_REAPED_DEAD:
+        return "Connections the kernel had closed without a completion saying so (sweep).";
     case RW_STAT_CLOSED_MEMORY:
         return "Connections closed because --max-memory was reached.";
     case RW_STAT_FRAMES_IN:

@@ -808,6 +808,32 @@ START_TEST(test_deploy_log_format_bad_value)
 }
 END_TEST
 
+/* A connection-level line names the peer: the client's own address and port. */
+START_TEST(test_deploy_log_conn_lines_name_peer)
+{
+    const char *args[] = {"--log-level", "debug", "--max-frame", "16", NULL};
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    int fd = h_connect_ok(&srv);
+    struct sockaddr_in me;
+    socklen_t len = sizeof(me);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&me, &len), 0);
+    uint8_t hdr[H_FRAME_HDR];
+    h_put_header(hdr, 17);
+    ck_assert_int_eq(h_send_all(fd, hdr, sizeof(hdr), 3000), 0);
+    ck_assert_int_eq(h_expect_close(fd, 5000), 0);
+    close(fd);
+    char want[64], log[H_LOG_MAX];
+    snprintf(want, sizeof(want), " (127.0.0.1:%u): protocol error", ntohs(me.sin_port));
+    int64_t deadline = h_now_ms() + 3000;
+    do
+        h_log(&srv, log, sizeof(log));
+    while (!strstr(log, want) && h_now_ms() < deadline && (h_sleep_ms(20), true));
+    ck_assert_msg(strstr(log, want), "no '%s': %s", want, h_log_tail(&srv));
+    h_stop_ok(&srv);
+}
+END_TEST
+
 int main(void)
 {
     h_init(600);
@@ -827,5 +853,6 @@ int main(void)
     h_add_case(s, "log_timestamps", test_deploy_log_timestamps, 60);
     h_add_case(s, "log_journal_stream_detected", test_deploy_log_journal_stream_detected, 60);
     h_add_case(s, "log_format_bad_value", test_deploy_log_format_bad_value, 30);
+    h_add_case(s, "log_conn_lines_name_peer", test_deploy_log_conn_lines_name_peer, 60);
     return h_run_suite(s);
 }
