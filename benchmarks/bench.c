@@ -96,6 +96,12 @@ struct config {
     uint32_t hold;    /* --hold N: open N idle connections and keep them */
     uint64_t hold_ns; /* --hold-seconds */
     bool hold_echo;   /* --hold-echo: one echoed frame per held connection first */
+    const char *mode; /* --mode preset, reported as given */
+    /* --churn K: each connection carries K frames, is closed (FIN, or RST with
+     * --close rst) and replaced by a new one; --connections M: M in all (fixed work). */
+    uint64_t churn_frames;
+    uint64_t churn_total;
+    bool churn_rst;
 };
 
 struct hist {
@@ -118,6 +124,7 @@ struct counters {
     uint64_t closed_early;    /* connections closed or reset with work left */
     uint64_t connect_failed;
     uint64_t conns_opened;
+    uint64_t conns_completed; /* --churn: carried all their frames, then closed by us */
 };
 
 struct conn {
@@ -136,6 +143,7 @@ struct conn {
     uint64_t *sent_ns; /* closed loop: ring of depth send times, by sequence */
     bool want_out;
     bool finished;
+    bool connecting; /* --churn: a non-blocking connect in progress */
 };
 
 struct worker {
@@ -157,6 +165,7 @@ struct worker {
     uint64_t start_ns;
     uint64_t end_ns;
     uint64_t last_progress_ns;
+    uint64_t churn_left; /* --churn: connections this thread may still open */
     struct counters c;
     struct hist hist;
 };
@@ -288,31 +297,40 @@ static uint64_t hist_percentile(const struct hist *h, double q)
 
 static void usage(FILE *out)
 {
-    fprintf(out, "usage: ringwire-bench [OPTIONS]\n"
-                 "Drive a ringwire echo server and report throughput and latency.\n"
-                 "\n"
-                 "  --connect HOST:PORT   server address; IPv6 as [::1]:7000 [127.0.0.1:7000]\n"
-                 "  --conns N             connections [64]\n"
-                 "  --size BYTES          payload bytes per frame; K/M/G suffixes [64]\n"
-                 "  --depth K             frames in flight per connection (closed loop) [1]\n"
-                 "  --duration DUR        run this long (ms/s/m suffix, bare = s) [5s]\n"
-                 "  --frames N            or send exactly N frames in all (fixed work)\n"
-                 "  --rate R              open loop: R frames/s over all connections; latency\n"
-                 "                        counts from each frame's intended send time\n"
-                 "  --threads N           client threads; connections split across them [1]\n"
-                 "  --verify              check every echoed payload byte\n"
-                 "  --json                print one JSON object instead of text\n"
-                 "  --timeout DUR         fail when frames are outstanding and nothing moved\n"
-                 "                        for DUR [10s]\n"
-                 "  --hold N              open N idle connections, keep them --hold-seconds,\n"
-                 "                        close them (for memory measurements); prints\n"
-                 "                        'holding N connections' once all are open\n"
-                 "  --hold-seconds DUR    how long --hold keeps them; SIGTERM ends it early [30s]\n"
-                 "  --hold-echo           --hold: first echo one --size frame on each (verified)\n"
-                 "  -h, --help            this text\n"
-                 "\n"
-                 "Exit status: 0 all frames echoed intact; 1 a mismatch, a lost frame, a\n"
-                 "connection failure or reset; 2 bad usage.\n");
+    fprintf(out,
+            "usage: ringwire-bench [OPTIONS]\n"
+            "Drive a ringwire echo server and report throughput and latency.\n"
+            "\n"
+            "  --connect HOST:PORT   server address; IPv6 as [::1]:7000 [127.0.0.1:7000]\n"
+            "  --conns N             connections [64]\n"
+            "  --size BYTES          payload bytes per frame; K/M/G suffixes [64]\n"
+            "  --depth K             frames in flight per connection (closed loop) [1]\n"
+            "  --duration DUR        run this long (ms/s/m suffix, bare = s) [5s]\n"
+            "  --frames N            or send exactly N frames in all (fixed work)\n"
+            "  --rate R              open loop: R frames/s over all connections; latency\n"
+            "                        counts from each frame's intended send time\n"
+            "  --threads N           client threads; connections split across them [1]\n"
+            "  --verify              check every echoed payload byte\n"
+            "  --json                print one JSON object instead of text\n"
+            "  --timeout DUR         fail when frames are outstanding and nothing moved\n"
+            "                        for DUR [10s]\n"
+            "  --hold N              open N idle connections, keep them --hold-seconds,\n"
+            "                        close them (for memory measurements); prints\n"
+            "                        'holding N connections' once all are open\n"
+            "  --hold-seconds DUR    how long --hold keeps them; SIGTERM ends it early [30s]\n"
+            "  --hold-echo           --hold: first echo one --size frame on each (verified)\n"
+            "  --churn K             connection churn: each connection connects, echoes K\n"
+            "                        frames (--depth in flight), closes, and is replaced\n"
+            "  --connections M       --churn: open M connections in all (fixed work)\n"
+            "  --close fin|rst       --churn: close with FIN, or with RST (SO_LINGER 0) [fin]\n"
+            "  --mode NAME           a workload preset, set before the other options:\n"
+            "                        pingpong (depth 1), pipeline (depth 16),\n"
+            "                        stream (4 conns, 256K frames, depth 8),\n"
+            "                        churn (--churn 10); named in the output\n"
+            "  -h, --help            this text\n"
+            "\n"
+            "Exit status: 0 all frames echoed intact; 1 a mismatch, a lost frame, a\n"
+            "connection failure or reset; 2 bad usage.\n");
 }
 
 static _Noreturn __attribute__((format(printf, 2, 3))) void usage_error(const char *opt,
@@ -441,6 +459,26 @@ static uint64_t need_duration(const char *opt, const char *v)
     return ns;
 }
 
+/* --mode NAME: defaults for one workload family; later options override them. */
+static void apply_mode(struct config *cfg, const char *name)
+{
+    if (!strcmp(name, "pingpong")) {
+        cfg->depth = 1;
+    } else if (!strcmp(name, "pipeline")) {
+        cfg->depth = 16;
+    } else if (!strcmp(name, "stream")) {
+        cfg->conns = 4;
+        cfg->size_bytes = 256u * 1024u;
+        cfg->depth = 8;
+    } else if (!strcmp(name, "churn")) {
+        cfg->churn_frames = 10;
+        cfg->depth = 1;
+    } else {
+        usage_error("--mode", "'%s' is not pingpong, pipeline, stream or churn", name);
+    }
+    cfg->mode = name;
+}
+
 /* One option with its value; returns false for an unknown option. */
 static bool apply_option(struct config *cfg, const char *opt, const char *v)
 {
@@ -474,6 +512,16 @@ static bool apply_option(struct config *cfg, const char *opt, const char *v)
         cfg->hold = (uint32_t)need_u64(opt, v, false, 1, CONNS_MAX);
     } else if (!strcmp(opt, "--hold-seconds")) {
         cfg->hold_ns = need_duration(opt, v);
+    } else if (!strcmp(opt, "--churn")) {
+        cfg->churn_frames = need_u64(opt, v, false, 1, UINT32_MAX);
+    } else if (!strcmp(opt, "--connections")) {
+        cfg->churn_total = need_u64(opt, v, false, 1, UINT64_MAX >> 8);
+    } else if (!strcmp(opt, "--close")) {
+        if (strcmp(v, "fin") && strcmp(v, "rst"))
+            usage_error(opt, "'%s' is not fin or rst", v);
+        cfg->churn_rst = !strcmp(v, "rst");
+    } else if (!strcmp(opt, "--mode")) {
+        (void)v; /* applied by the pre-pass in parse_args */
     } else {
         return false;
     }
@@ -482,9 +530,10 @@ static bool apply_option(struct config *cfg, const char *opt, const char *v)
 
 static bool takes_value(const char *opt)
 {
-    static const char *const names[] = {"--connect",  "--conns",  "--size",        "--depth",
-                                        "--duration", "--frames", "--rate",        "--threads",
-                                        "--timeout",  "--hold",   "--hold-seconds"};
+    static const char *const names[] = {"--connect",     "--conns",  "--size",         "--depth",
+                                        "--duration",    "--frames", "--rate",         "--threads",
+                                        "--timeout",     "--hold",   "--hold-seconds", "--churn",
+                                        "--connections", "--close",  "--mode"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (!strcmp(opt, names[i]))
             return true;
@@ -500,6 +549,12 @@ static void parse_args(int argc, char **argv, struct config *cfg)
                            .watchdog_ns = WATCHDOG_NS_DEFAULT,
                            .hold_ns = 30 * NS_PER_S};
     bool have_target = false;
+    for (int i = 1; i < argc; i++) { /* presets first, so explicit options win */
+        if (!strncmp(argv[i], "--mode=", 7))
+            apply_mode(cfg, argv[i] + 7);
+        else if (!strcmp(argv[i], "--mode") && i + 1 < argc)
+            apply_mode(cfg, argv[i + 1]);
+    }
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) {
@@ -551,7 +606,21 @@ static void parse_args(int argc, char **argv, struct config *cfg)
         fprintf(stderr, "ringwire-bench: --frames and --duration: pick one\n");
         exit(2);
     }
-    if (!cfg->frames && !cfg->duration_ns)
+    if (cfg->churn_frames && (cfg->frames || cfg->rate || cfg->hold)) {
+        fprintf(stderr, "ringwire-bench: --churn: use --connections or --duration, closed loop\n");
+        exit(2);
+    }
+    if (cfg->churn_total && !cfg->churn_frames) {
+        fprintf(stderr, "ringwire-bench: --connections needs --churn K\n");
+        exit(2);
+    }
+    if (cfg->churn_total && cfg->duration_ns) {
+        fprintf(stderr, "ringwire-bench: --connections and --duration: pick one\n");
+        exit(2);
+    }
+    if (cfg->churn_total && cfg->conns > cfg->churn_total)
+        cfg->conns = (uint32_t)cfg->churn_total;
+    if (!cfg->frames && !cfg->duration_ns && !cfg->churn_total)
         cfg->duration_ns = 5 * NS_PER_S;
     if (!have_target)
         parse_target("--connect", "127.0.0.1:7000", cfg);
@@ -602,6 +671,50 @@ static int open_conn(void)
     return fd;
 }
 
+/* --churn: a non-blocking connect; fd (connecting or connected) or -errno. */
+static int open_conn_async(void)
+{
+    int fd = socket(g_cfg.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) != 0 ||
+        (connect(fd, (struct sockaddr *)&g_cfg.addr, g_cfg.addr_len) != 0 &&
+         errno != EINPROGRESS)) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    return fd;
+}
+
+/* --churn: 1 once the connect completed, 0 while it is in progress, -errno if it failed. */
+static int connect_result(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        return -errno;
+    if (err)
+        return -err;
+    /* An event may be stale (left from the slot's previous socket): ask the state. */
+    struct tcp_info ti;
+    len = sizeof(ti);
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return -errno;
+    return ti.tcpi_state == 1 /* TCP_ESTABLISHED */ ? 1 : 0;
+}
+
+/* Close as --close says: FIN (plain close), or RST (SO_LINGER with a zero timeout). */
+static void close_conn_fd(int fd)
+{
+    if (g_cfg.churn_rst) {
+        struct linger lg = {.l_onoff = 1, .l_linger = 0};
+        (void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    }
+    close(fd);
+}
+
 static void report_connect_error(int err)
 {
     static _Atomic bool said;
@@ -639,9 +752,68 @@ static void conn_fail(struct worker *w, struct conn *c)
     conn_finish(w, c);
 }
 
+static void conn_send(struct worker *w, struct conn *c, uint64_t now);
+
+/* --churn: close a connection that carried its frames; open its successor if allowed. */
+static void conn_recycle(struct worker *w, struct conn *c, uint64_t now)
+{
+    close_conn_fd(c->fd);
+    c->fd = -1;
+    w->c.conns_completed++;
+    if (w->stopping || !w->churn_left) {
+        c->finished = true;
+        w->active--;
+        return;
+    }
+    w->churn_left--;
+    uint64_t *ring = c->sent_ns;
+    uint32_t id = c->id;
+    *c = (struct conn){.fd = -1, .id = id, .quota = g_cfg.churn_frames, .sent_ns = ring};
+    int fd = open_conn_async();
+    struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
+    if (fd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        report_connect_error(fd < 0 ? fd : -errno);
+        if (fd >= 0)
+            close(fd);
+        w->c.connect_failed++;
+        c->finished = true;
+        w->active--;
+        return;
+    }
+    c->fd = fd;
+    c->connecting = true;
+    c->want_out = true;
+    w->last_progress_ns = now;
+}
+
+/* --churn: an event on a connecting socket. */
+static void conn_connect_event(struct worker *w, struct conn *c, uint64_t now)
+{
+    int rc = connect_result(c->fd);
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        report_connect_error(rc);
+        w->c.connect_failed++;
+        close(c->fd);
+        c->fd = -1;
+        c->finished = true;
+        w->active--;
+        return;
+    }
+    c->connecting = false;
+    w->c.conns_opened++;
+    w->last_progress_ns = now;
+    conn_send(w, c, now); /* leaves EPOLLIN, and EPOLLOUT only while blocked */
+}
+
 static void conn_check_done(struct worker *w, struct conn *c)
 {
-    if (c->rx_done == c->quota && c->tx_commit == c->quota)
+    if (c->rx_done != c->quota || c->tx_commit != c->quota || c->finished)
+        return;
+    if (g_cfg.churn_frames && !c->connecting)
+        conn_recycle(w, c, now_ns());
+    else
         conn_finish(w, c);
 }
 
@@ -832,6 +1004,13 @@ static void worker_stop_sending(struct worker *w)
         struct conn *c = &w->conns[j];
         if (c->finished)
             continue;
+        if (c->connecting) { /* never opened: not counted */
+            close(c->fd);
+            c->fd = -1;
+            c->finished = true;
+            w->active--;
+            continue;
+        }
         c->quota = c->tx_commit;
         conn_check_done(w, c);
     }
@@ -920,9 +1099,13 @@ static void worker_run(struct worker *w)
             struct conn *c = ev[i].data.ptr;
             if (c->finished)
                 continue;
+            if (c->connecting) {
+                conn_connect_event(w, c, now_ns());
+                continue;
+            }
             if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
                 conn_readable(w, c);
-            if (!c->finished && (ev[i].events & EPOLLOUT))
+            if (!c->finished && !c->connecting && (ev[i].events & EPOLLOUT))
                 conn_send(w, c, now_ns());
         }
         if (n == 0 && worker_stalled(w, now_ns())) {
@@ -1013,7 +1196,9 @@ static int workers_init(struct worker *ws, struct conn *conns, uint64_t *slots)
             conns[i].fd = -1;
             conns[i].id = i;
             uint64_t q = UINT64_MAX;
-            if (g_cfg.frames)
+            if (g_cfg.churn_frames)
+                q = g_cfg.churn_frames;
+            else if (g_cfg.frames)
                 q = g_cfg.frames / g_cfg.conns + (i < g_cfg.frames % g_cfg.conns ? 1 : 0);
             conns[i].quota = q;
             w->quota_total = q == UINT64_MAX ? UINT64_MAX : w->quota_total + q;
@@ -1024,6 +1209,11 @@ static int workers_init(struct worker *ws, struct conn *conns, uint64_t *slots)
         }
         if (g_cfg.rate)
             w->period_ns = 1e9 * (double)g_cfg.conns / (g_cfg.rate * (double)w->n);
+        w->churn_left = UINT64_MAX;
+        if (g_cfg.churn_total) { /* successors beyond the first connections, split by share */
+            uint64_t rest = g_cfg.churn_total - g_cfg.conns;
+            w->churn_left = rest / g_cfg.threads + (t < rest % g_cfg.threads ? 1 : 0);
+        }
         first += w->n;
     }
     return 0;
@@ -1056,9 +1246,10 @@ static void print_text(const struct summary *s)
     const struct counters *c = &s->c;
     const struct hist *h = s->hist;
     double mib = 1024.0 * 1024.0, el = s->elapsed_s > 0 ? s->elapsed_s : 1e-9;
-    printf("ringwire-bench: %s conns=%u threads=%u size=%u %s%s\n", g_cfg.target, g_cfg.conns,
+    printf("ringwire-bench: %s conns=%u threads=%u size=%u %s%s%s%s\n", g_cfg.target, g_cfg.conns,
            g_cfg.threads, g_cfg.size_bytes, g_cfg.verify ? "verify " : "",
-           g_cfg.rate ? "open loop" : "closed loop");
+           g_cfg.rate ? "open loop" : "closed loop", g_cfg.mode ? " mode=" : "",
+           g_cfg.mode ? g_cfg.mode : "");
     if (g_cfg.rate)
         printf("  rate:        %.0f frames/s target, %.0f achieved\n", g_cfg.rate,
                (double)c->frames_tx / el);
@@ -1066,9 +1257,10 @@ static void print_text(const struct summary *s)
         printf("  depth:       %u frames in flight per connection\n", g_cfg.depth);
     printf("  frames:      %" PRIu64 " sent, %" PRIu64 " echoed in %.3f s\n", c->frames_tx,
            c->frames_rx, s->elapsed_s);
-    printf("  throughput:  %.0f frames/s, %.2f MiB/s out, %.2f MiB/s in\n",
+    printf("  throughput:  %.0f frames/s, %.2f MiB/s out, %.2f MiB/s in (%.3f / %.3f GB/s)\n",
            (double)c->frames_rx / el, (double)c->bytes_tx / mib / el,
-           (double)c->bytes_rx / mib / el);
+           (double)c->bytes_rx / mib / el, (double)c->bytes_tx / 1e9 / el,
+           (double)c->bytes_rx / 1e9 / el);
     printf("  latency us:  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, "
            "%" PRIu64 " samples)\n",
            us(hist_percentile(h, 0.5)), us(hist_percentile(h, 0.9)), us(hist_percentile(h, 0.99)),
@@ -1078,7 +1270,13 @@ static void print_text(const struct summary *s)
            ", bad reply %" PRIu64 "), lost frames %" PRIu64 "\n",
            s->errors, c->closed_early, c->connect_failed, c->protocol_errors, c->lost);
     printf("  mismatches:  %" PRIu64 "%s\n", c->mismatches, g_cfg.verify ? "" : " (not verified)");
-    printf("  connections: %" PRIu64 " opened of %u\n", c->conns_opened, g_cfg.conns);
+    if (g_cfg.churn_frames)
+        printf("  churn:       %" PRIu64 " connections opened, %" PRIu64 " completed (%" PRIu64
+               " frames each, closed with %s): %.0f connections/s\n",
+               c->conns_opened, c->conns_completed, g_cfg.churn_frames,
+               g_cfg.churn_rst ? "RST" : "FIN", (double)c->conns_completed / el);
+    else
+        printf("  connections: %" PRIu64 " opened of %u\n", c->conns_opened, g_cfg.conns);
     printf("  client cpu:  user %.2f s, sys %.2f s = %.2f cores over the run\n", s->user_s,
            s->sys_s, cores(s));
 }
@@ -1095,9 +1293,15 @@ static void print_json(const struct summary *s)
     printf("\"frames_sent\": %" PRIu64 ", \"frames_received\": %" PRIu64
            ", \"bytes_sent\": %" PRIu64 ", \"bytes_received\": %" PRIu64 ", \"elapsed_s\": %.6f, ",
            c->frames_tx, c->frames_rx, c->bytes_tx, c->bytes_rx, s->elapsed_s);
-    printf("\"frames_per_s\": %.1f, \"mib_per_s_out\": %.3f, \"mib_per_s_in\": %.3f, ",
+    printf("\"frames_per_s\": %.1f, \"mib_per_s_out\": %.3f, \"mib_per_s_in\": %.3f, "
+           "\"gb_per_s_out\": %.6f, \"gb_per_s_in\": %.6f, ",
            (double)c->frames_rx / el, (double)c->bytes_tx / mib / el,
-           (double)c->bytes_rx / mib / el);
+           (double)c->bytes_rx / mib / el, (double)c->bytes_tx / 1e9 / el,
+           (double)c->bytes_rx / 1e9 / el);
+    printf("\"mode\": \"%s\", \"churn_frames\": %" PRIu64 ", \"close\": \"%s\", "
+           "\"connections_completed\": %" PRIu64 ", \"conns_per_s\": %.1f, ",
+           g_cfg.mode ? g_cfg.mode : (g_cfg.churn_frames ? "churn" : ""), g_cfg.churn_frames,
+           g_cfg.churn_rst ? "rst" : "fin", c->conns_completed, (double)c->conns_completed / el);
     printf("\"latency_us\": {\"p50\": %.2f, \"p90\": %.2f, \"p99\": %.2f, \"p999\": %.2f, "
            "\"max\": %.2f, \"min\": %.2f, \"mean\": %.2f, \"samples\": %" PRIu64 "}, ",
            us(hist_percentile(h, 0.5)), us(hist_percentile(h, 0.9)), us(hist_percentile(h, 0.99)),
@@ -1156,6 +1360,7 @@ static int run_load(void)
         s.c.closed_early += c->closed_early;
         s.c.connect_failed += c->connect_failed;
         s.c.conns_opened += c->conns_opened;
+        s.c.conns_completed += c->conns_completed;
         hist_merge(total, &ws[t].hist);
         if (ws[t].end_ns > end)
             end = ws[t].end_ns;

@@ -33,5 +33,6 @@ int main(int argc, char **argv)
         break;
     }
     rw__log_set_level(cfg.log_level);
+    rw__log_set_format(cfg.log_format, cfg.log_timestamps);
     return rw__server_run(&cfg, &rw_echo_handler);
 }

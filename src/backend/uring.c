@@ -4,9 +4,11 @@
  * ring as soon as the core has parsed them); at most one gathered send in
  * flight per connection; every SQE of a loop turn reaches the kernel in one
  * io_uring_submit_and_wait_timeout. A multishot that ends (CQE without
- * IORING_CQE_F_MORE: ENOBUFS, overflow, cancel, error) is re-armed here when
- * the core still wants it. A connection is released only after the last CQE
- * of every operation it had in flight. See kernel-notes/ for each feature.
+ * IORING_CQE_F_MORE: overflow, cancel, error) is re-armed here when the core
+ * still wants it; one that ended because the buffer ring ran dry (ENOBUFS)
+ * waits on the starved list until a buffer comes back for it. A connection
+ * is released only after the last CQE of every operation it had in flight.
+ * See kernel-notes/ for each feature.
  */
 #include <errno.h>
 #include <poll.h>
@@ -33,6 +35,7 @@ enum {
     UR_SEND = 1u << 3,        /* a send is in flight */
     UR_EOF = 1u << 4,         /* recv returned 0: never re-arm */
     UR_CLOSING = 1u << 5,     /* waiting for inflight to drain, then close(fd) */
+    UR_STARVED = 1u << 6,     /* on the starved list: re-armed when a buffer comes back */
 };
 
 #define BUF_GROUP 0
@@ -51,7 +54,16 @@ struct ur_backend {
     uint32_t buf_count;
     uint32_t buf_size;
     uint32_t bufs_to_advance; /* returned to the ring, not yet published */
-    bool accept_live;         /* the multishot accept SQE has not ended */
+    /*
+     * Re-arm credit for starved recvs: one per buffer given back to the ring,
+     * at most buf_count, spent one per re-arm (kernel-notes/04). A recv that
+     * ran out of buffers is re-armed only against a buffer that came back, so
+     * an empty ring costs one ENOBUFS per buffer used, not one per connection
+     * per buffer, and a ring that stays empty costs nothing.
+     */
+    uint32_t rearm_credit;
+    struct rw_conn *starved_head, *starved_tail; /* FIFO of UR_STARVED connections */
+    bool accept_live;                            /* the multishot accept SQE has not ended */
     bool accept_want;
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
@@ -113,6 +125,8 @@ static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
                           (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
                           (int)ur->bufs_to_advance);
     ur->bufs_to_advance++;
+    if (ur->rearm_credit < ur->buf_count)
+        ur->rearm_credit++;
 }
 
 static void ur_buf_publish(struct ur_backend *ur)
@@ -222,6 +236,57 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     c->be.inflight++;
 }
 
+/* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */
+static void ur_starve(struct ur_backend *ur, struct rw_conn *c)
+{
+    RW_ASSERT(!(c->be.flags & (UR_STARVED | UR_RECV_ARMED)));
+    c->be.flags |= UR_STARVED;
+    c->be.starved_next = NULL;
+    c->be.starved_prev = ur->starved_tail;
+    if (ur->starved_tail)
+        ur->starved_tail->be.starved_next = c;
+    else
+        ur->starved_head = c;
+    ur->starved_tail = c;
+}
+
+/* Take c off the starved list (pause, close, re-arm). A slot is never freed while on it. */
+static void ur_unstarve(struct ur_backend *ur, struct rw_conn *c)
+{
+    if (!(c->be.flags & UR_STARVED))
+        return;
+    c->be.flags &= ~UR_STARVED;
+    if (c->be.starved_prev)
+        c->be.starved_prev->be.starved_next = c->be.starved_next;
+    else
+        ur->starved_head = c->be.starved_next;
+    if (c->be.starved_next)
+        c->be.starved_next->be.starved_prev = c->be.starved_prev;
+    else
+        ur->starved_tail = c->be.starved_prev;
+    c->be.starved_prev = c->be.starved_next = NULL;
+}
+
+/*
+ * End of a turn, buffers published: re-arm starved recvs, oldest first, one
+ * per credit. Every credit stands for a buffer back in the ring, so each
+ * re-arm either takes a buffer (a data CQE: progress, and the buffer earns
+ * the credit back) or finds the ring emptied again by others, whose data
+ * CQEs bring credit in turn. Nothing is re-armed while no buffer comes back.
+ */
+static void ur_rearm_starved(struct ur_backend *ur)
+{
+    while (ur->starved_head && ur->rearm_credit > 0) {
+        struct rw_conn *c = ur->starved_head;
+        ur_unstarve(ur, c);
+        RW_ASSERT(c->state == RW_CONN_OPEN);
+        RW_ASSERT(c->be.flags & UR_WANT_READ);
+        ur->rearm_credit--;
+        rw__stat_add(&ur->loop->stats, RW_STAT_REARM_RECV_NOBUFS, 1);
+        ur_arm_recv(ur, c);
+    }
+}
+
 static int ur_conn_open(void *be, struct rw_conn *c)
 {
     c->be.flags = UR_WANT_READ;
@@ -243,6 +308,7 @@ static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target,
 static void ur_read_pause(void *be, struct rw_conn *c)
 {
     c->be.flags &= ~UR_WANT_READ;
+    ur_unstarve(be, c); /* read_resume arms it again */
     if ((c->be.flags & UR_RECV_ARMED) && !(c->be.flags & UR_RECV_CANCEL)) {
         /* Data CQEs already posted still reach the core; the bound is a few buffers. */
         c->be.flags |= UR_RECV_CANCEL;
@@ -253,7 +319,7 @@ static void ur_read_pause(void *be, struct rw_conn *c)
 static void ur_read_resume(void *be, struct rw_conn *c)
 {
     c->be.flags |= UR_WANT_READ;
-    if (!(c->be.flags & (UR_RECV_ARMED | UR_EOF)))
+    if (!(c->be.flags & (UR_RECV_ARMED | UR_EOF | UR_STARVED)))
         ur_arm_recv(be, c);
 }
 
@@ -291,6 +357,7 @@ static bool ur_close(void *be, struct rw_conn *c)
 {
     c->be.flags |= UR_CLOSING;
     c->be.flags &= ~UR_WANT_READ;
+    ur_unstarve(be, c);
     if (c->be.inflight == 0) {
         close(c->fd);
         return true;
@@ -336,11 +403,20 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         if (c->state == RW_CONN_OPEN)
             rw__conn_on_error(c, res);
     }
+    /* A credit spent on a recv that ended taking no buffer, for a reason other than an
+     * empty ring (EOF, error, cancel), comes back: otherwise the starved could wait for a
+     * buffer return that never comes. */
+    if (!more && !(cqe->flags & IORING_CQE_F_BUFFER) && res != -ENOBUFS &&
+        ur->rearm_credit < ur->buf_count)
+        ur->rearm_credit++;
     if (!more && c->state == RW_CONN_OPEN && (c->be.flags & UR_WANT_READ) &&
         !(c->be.flags & (UR_EOF | UR_CLOSING))) {
-        rw__stat_add(&ur->loop->stats,
-                     res == -ENOBUFS ? RW_STAT_REARM_RECV_NOBUFS : RW_STAT_REARM_RECV_OTHER, 1);
-        ur_arm_recv(ur, c);
+        if (res == -ENOBUFS) {
+            ur_starve(ur, c);
+        } else {
+            rw__stat_add(&ur->loop->stats, RW_STAT_REARM_RECV_OTHER, 1);
+            ur_arm_recv(ur, c);
+        }
     }
     if (!more)
         ur_op_done(c);
@@ -452,6 +528,7 @@ static int ur_wait(void *be, int timeout_ms)
     io_uring_cq_advance(&ur->ring, seen);
     rw__stat_add(stats, RW_STAT_CQES, seen);
     ur_buf_publish(ur);
+    ur_rearm_starved(ur);
     return 0;
 }
 

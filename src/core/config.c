@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "assert.h"
+#include "conn.h"
 #include "rw_limits.h"
 
 /*
@@ -273,6 +274,35 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
     return parse_listen(text, addr, addr_len, &why, why_buf, sizeof(why_buf));
 }
 
+uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes)
+{
+    uint64_t base = phys_bytes;
+    if (cgroup_bytes && (base == 0 || cgroup_bytes < base))
+        base = cgroup_bytes;
+    uint64_t v = base / 4;
+    v -= v % (1u << 20); /* whole MiB, as it is printed */
+    return v < RW_MEM_MIN_BYTES ? RW_MEM_MIN_BYTES : v;
+}
+
+/* This machine's memory, and the cgroup v2 memory.max of our cgroup (0 when none is set). */
+static uint64_t machine_memory_bytes(void)
+{
+    long pages = sysconf(_SC_PHYS_PAGES);
+    long page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : 0;
+}
+
+static uint64_t cgroup_memory_max_bytes(void)
+{
+    FILE *f = fopen("/sys/fs/cgroup/memory.max", "re");
+    if (!f)
+        return 0;
+    unsigned long long v = 0;
+    int n = fscanf(f, "%llu", &v); /* "max" reads as no number: no limit */
+    fclose(f);
+    return n == 1 ? (uint64_t)v : 0;
+}
+
 void rw__config_defaults(struct rw_config *cfg)
 {
     RW_ASSERT(cfg != NULL);
@@ -312,6 +342,8 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->max_conns = 10000;
     cfg->backlog = 4096;
     cfg->write_buffer_bytes = 4u << 20;
+    cfg->max_memory_bytes =
+        rw__default_max_memory(machine_memory_bytes(), cgroup_memory_max_bytes());
     cfg->drain_timeout_ms = 10 * 1000;
     cfg->stats_interval_ms = 0;
     cfg->stats_json_path = NULL;
@@ -584,6 +616,20 @@ static int set_write_buffer(struct rw_config *cfg, const struct opt_ctx *o)
     return opt_size(o, 1, WRITE_BUFFER_MAX_BYTES, &cfg->write_buffer_bytes);
 }
 
+static int set_max_memory(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    char floor[32];
+    uint64_t v = 0;
+    int rc = opt_size(o, 0, UINT64_MAX, &v);
+    if (rc < 0)
+        return rc;
+    if (v != 0 && v < RW_MEM_MIN_BYTES)
+        return fail(o, "%s is below the minimum of %s (0 means no limit)", o->value,
+                    size_text(RW_MEM_MIN_BYTES, floor, sizeof(floor)));
+    cfg->max_memory_bytes = v;
+    return 0;
+}
+
 static int set_stats_json(struct rw_config *cfg, const struct opt_ctx *o)
 {
     if (o->value[0] == '\0')
@@ -606,6 +652,36 @@ static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
     if (rc == 0)
         cfg->log_level = (enum rw_log_level)i;
     return rc;
+}
+
+static int set_log_format(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    /* Indexed by enum rw_log_format. */
+    static const char *const names[] = {"auto", "plain", "journal"};
+    _Static_assert(RW_LOG_FORMAT_AUTO == 0 && RW_LOG_FORMAT_PLAIN == 1 &&
+                       RW_LOG_FORMAT_JOURNAL == 2,
+                   "names[] follows enum rw_log_format");
+    size_t i = 0;
+    int rc = opt_choice(o, names, 3, "auto, plain or journal", &i);
+    if (rc == 0)
+        cfg->log_format = (enum rw_log_format)i;
+    return rc;
+}
+
+static int set_log_timestamps(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->log_timestamps = true;
+    return 0;
+}
+
+static int set_metrics(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    if (rw__parse_listen(o->value, &cfg->metrics_addr, &cfg->metrics_addr_len) < 0)
+        return fail(o, "bad address '%s' (numeric HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)",
+                    o->value);
+    cfg->metrics = true;
+    return 0;
 }
 
 static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
@@ -651,10 +727,14 @@ static const struct opt_def opt_defs[] = {
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
     {"--write-buffer", NULL, true, set_write_buffer},
+    {"--max-memory", NULL, true, set_max_memory},
     {"--drain-timeout", NULL, true, set_drain_timeout},
     {"--stats-interval", NULL, true, set_stats_interval},
     {"--stats-json", NULL, true, set_stats_json},
+    {"--metrics", NULL, true, set_metrics},
     {"--log-level", NULL, true, set_log_level},
+    {"--log-format", NULL, true, set_log_format},
+    {"--log-timestamps", NULL, false, set_log_timestamps},
     {"--buf-count", NULL, true, set_buf_count},
     {"--buf-size", NULL, true, set_buf_size},
     {"--probe", NULL, false, set_probe},
@@ -729,13 +809,38 @@ int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *
         if (cfg->action == RW_ACTION_HELP || cfg->action == RW_ACTION_VERSION)
             return 0;
     }
+    if (cfg->action == RW_ACTION_RUN)
+        return rw__config_check_fit(cfg, machine_memory_bytes(), err, err_bytes);
     return 0;
+}
+
+int rw__config_check_fit(const struct rw_config *cfg, uint64_t phys_bytes, char *err,
+                         size_t err_bytes)
+{
+    RW_ASSERT(cfg != NULL);
+    if (phys_bytes == 0)
+        return 0; /* unknown: nothing to compare with */
+    uint64_t ring_bytes = 0;
+    if (cfg->backend != RW_BACKEND_EPOLL)
+        ring_bytes = (uint64_t)cfg->threads * cfg->buf_count * cfg->buf_size_bytes;
+    /* Slot, free-list entry and (uring) send context of every connection that may be open. */
+    uint64_t table_bytes = (uint64_t)cfg->max_conns * (sizeof(struct rw_conn) + sizeof(uint32_t));
+    if (ring_bytes + table_bytes <= phys_bytes)
+        return 0;
+    snprintf(err, err_bytes,
+             "--threads %u x --buf-count %u x --buf-size %u = %llu MiB of receive buffers, plus "
+             "%llu MiB of connection table for --max-conns %u, exceeds this machine's %llu MiB "
+             "of memory; lower --threads, --buf-count, --buf-size or --max-conns",
+             cfg->threads, cfg->buf_count, cfg->buf_size_bytes,
+             (unsigned long long)(ring_bytes >> 20), (unsigned long long)(table_bytes >> 20),
+             cfg->max_conns, (unsigned long long)(phys_bytes >> 20));
+    return -EINVAL;
 }
 
 void rw__config_usage(FILE *out)
 {
     RW_ASSERT(out != NULL);
-    char frame_max[32], buf_size_max[32], buf_size_default[32];
+    char frame_max[32], buf_size_max[32], buf_size_default[32], mem_default[32];
     /* Limits come from rw_limits.h so the text cannot drift from what parsing enforces. */
     fprintf(out,
             "Usage: ringwire [OPTIONS]\n"
@@ -780,13 +885,28 @@ void rw__config_usage(FILE *out)
             "  --write-buffer SIZE         replies queued per connection before the\n"
             "                              server stops reading from it, until they\n"
             "                              drain below half; 1 to 1G [4M]\n"
+            "  --max-memory SIZE           one budget for reassembly buffers and queued\n"
+            "                              replies over all connections; at it, growing\n"
+            "                              connections stop being read and the largest\n"
+            "                              are closed; 0 = no limit [a quarter of RAM\n"
+            "                              or of the cgroup's memory.max: %s here]\n"
             "  --drain-timeout DUR         on SIGTERM/SIGINT, how long to finish\n"
             "                              in-flight work before closing by force [10s]\n"
             "  --stats-interval DUR        print one line of counters every DUR;\n"
             "                              0 disables [0]\n"
-            "  --stats-json FILE           also write the counters as JSON to FILE [none]\n"
+            "  --stats-json FILE           also write the counters as JSON to FILE, with\n"
+            "                              version, backend, uptime and a timestamp [none]\n"
+            "  --metrics HOST:PORT         serve the counters to Prometheus over HTTP at\n"
+            "                              http://HOST:PORT/metrics (numeric address;\n"
+            "                              port 0 picks a free one, logged) [off]\n"
             "  --log-level LEVEL           stderr verbosity: error, warn, info or debug\n"
             "                              [info]\n"
+            "  --log-format FORMAT         plain, or journal: each line starts with its\n"
+            "                              syslog priority (<3> error, <4> warn, <6> info,\n"
+            "                              <7> debug); auto is journal when stderr is the\n"
+            "                              systemd journal (JOURNAL_STREAM) [auto]\n"
+            "  --log-timestamps            start each line with the local time,\n"
+            "                              RFC 3339 with milliseconds [off]\n"
             "  --buf-count N               uring: provided receive buffers per worker,\n"
             "                              a power of two up to %u [%u]\n"
             "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"
@@ -814,6 +934,8 @@ void rw__config_usage(FILE *out)
             "  1  runtime failure; the message names what failed and why\n"
             "  2  bad usage or configuration; the message names the option and why\n",
             RW_THREADS_MAX, size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
+            size_text(rw__default_max_memory(machine_memory_bytes(), cgroup_memory_max_bytes()),
+                      mem_default, sizeof(mem_default)),
             RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
             size_text(RW_URING_BUF_SIZE_MAX, buf_size_max, sizeof(buf_size_max)),
             size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)));

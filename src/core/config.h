@@ -35,10 +35,16 @@ struct rw_config {
     uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
     uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
     uint64_t write_buffer_bytes;  /* >= 1 */
+    uint64_t max_memory_bytes;    /* --max-memory: reassembly + output, all workers; 0 = no limit */
     uint64_t drain_timeout_ms;
     uint64_t stats_interval_ms;  /* 0 disables */
     const char *stats_json_path; /* --stats-json FILE, NULL if unset (points into argv) */
     enum rw_log_level log_level;
+    enum rw_log_format log_format;        /* --log-format auto|plain|journal */
+    bool log_timestamps;                  /* --log-timestamps */
+    bool metrics;                         /* --metrics given */
+    struct sockaddr_storage metrics_addr; /* --metrics HOST:PORT (numeric) */
+    socklen_t metrics_addr_len;
     uint32_t buf_count;      /* --buf-count: uring provided buffers (power of two) */
     uint32_t buf_size_bytes; /* --buf-size: bytes per provided buffer */
 };
@@ -53,6 +59,21 @@ void rw__config_defaults(struct rw_config *cfg);
  */
 int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *err,
                      size_t err_bytes);
+
+/*
+ * The --max-memory default for a machine with phys_bytes of memory and a cgroup limit of
+ * cgroup_bytes (0: none): a quarter of the smaller, so a flood of large frames or non-readers
+ * cannot take the host down; at least RW_MEM_MIN_BYTES.
+ */
+uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes);
+
+/*
+ * Can this configuration fit a machine with phys_bytes of memory? Its fixed memory (every
+ * worker's provided-buffer ring on uring/auto, the connection table at --max-conns) must fit.
+ * 0, or -EINVAL with err naming the options and the numbers.
+ */
+int rw__config_check_fit(const struct rw_config *cfg, uint64_t phys_bytes, char *err,
+                         size_t err_bytes);
 
 /* "123", "4K", "1M", "2G" (powers of 1024). 0 or -EINVAL / -ERANGE. */
 int rw__parse_size(const char *text, uint64_t *out_bytes);

@@ -28,6 +28,8 @@ enum rw_conn_flag {
     RW_CONN_WR_SHUT = 1u << 3,     /* shutdown(SHUT_WR) done */
     RW_CONN_DIRTY =
         1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
+    RW_CONN_MEM_PAUSED = 1u << 5, /* --max-memory reached while its buffers grew: not reading */
+    RW_CONN_PEER_DONE = 1u << 6,  /* the peer sent FIN or RST while paused: read the rest */
 };
 
 /* Backend-private per-connection mechanics (fields used as each backend needs). */
@@ -35,6 +37,9 @@ struct rw_be_conn {
     uint32_t inflight; /* uring: operations whose last CQE is not yet reaped */
     uint32_t flags;    /* backend's own bits */
     void *send_ctx;    /* uring: iovecs of the send in flight */
+    /* uring: links on the backend's starved list (recv ended with ENOBUFS, waiting for a
+     * buffer to come back before it is re-armed); valid while flags has UR_STARVED. */
+    struct rw_conn *starved_prev, *starved_next;
 };
 
 struct rw_conn {

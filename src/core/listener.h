@@ -10,7 +10,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-/* Open, bind and listen (reuseport: join a SO_REUSEPORT group). Returns the fd or -errno; what holds the failing step ("bind 127.0.0.1:7000"). */
+/* Open, bind and listen (reuseport: join a SO_REUSEPORT group). Returns the fd or -errno; what
+ * holds the failing step ("bind 127.0.0.1:7000"). */
 int rw__listener_open(const struct sockaddr *addr, socklen_t addr_len, uint32_t backlog,
                       bool reuseport, char *what, size_t what_bytes);
 /* net.core.somaxconn, or -errno if unreadable. */

@@ -10,6 +10,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -27,8 +28,11 @@
 #include "backend/backend.h"
 #include "rw_limits.h"
 #include "log.h"
+#include "peer.h"
 
 #define NO_REASON RW_STAT_COUNT
+/* Either reason to stop reading; reading resumes once neither holds. */
+#define READ_PAUSE_FLAGS (RW_CONN_READ_PAUSED | RW_CONN_MEM_PAUSED)
 
 uint64_t rw__now_ms(void)
 {
@@ -51,12 +55,14 @@ static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *
     uint64_t deadline = UINT64_MAX;
     if (cfg->idle_timeout_ms)
         deadline = c->last_active_ms + cfg->idle_timeout_ms;
-    if (cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
-        !(c->flags & RW_CONN_READ_PAUSED)) {
+    if (cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) && !(c->flags & READ_PAUSE_FLAGS)) {
         uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
         deadline = frame_deadline < deadline ? frame_deadline : deadline;
     }
-    if ((c->flags & RW_CONN_PROTO_ERROR) && c->linger_until_ms < deadline)
+    /* The linger for the peer's FIN starts after our FIN: while replies drain, only the
+     * ordinary timeouts apply, however slowly the peer reads. */
+    if ((c->flags & RW_CONN_PROTO_ERROR) && (c->flags & RW_CONN_WR_SHUT) &&
+        c->linger_until_ms < deadline)
         deadline = c->linger_until_ms;
     return deadline;
 }
@@ -71,13 +77,66 @@ static void conn_timer_update(struct rw_conn *c)
         rw__wheel_arm(&c->loop->wheel, &c->timer, deadline);
 }
 
+/* Charge (or refund) the budget for how the reassembly buffer changed since it was cap_before. */
+static void conn_reasm_account(struct rw_conn *c, uint32_t cap_before)
+{
+    uint32_t cap = c->reasm.cap;
+    if (cap > cap_before)
+        rw__mem_charge(&c->loop->mem, cap - cap_before);
+    else if (cap < cap_before)
+        rw__mem_uncharge(&c->loop->mem, cap_before - cap);
+}
+
+static void conn_reasm_reset(struct rw_conn *c)
+{
+    uint32_t cap_before = c->reasm.cap;
+    rw__reasm_reset(&c->reasm);
+    conn_reasm_account(c, cap_before);
+}
+
+/* Memory this connection holds in the budget's terms: reassembly buffer and queued replies. */
+static uint64_t conn_mem_bytes(const struct rw_conn *c)
+{
+    return c->reasm.cap + rw__outq_bytes(&c->outq);
+}
+
+/* Stop reading for reason `why` (one of READ_PAUSE_FLAGS); the backend hears of the first. */
+static void conn_pause(struct rw_conn *c, uint16_t why)
+{
+    struct rw_loop *loop = c->loop;
+    bool reading = !(c->flags & READ_PAUSE_FLAGS);
+    if (c->flags & why)
+        return;
+    c->flags |= why;
+    if (why & RW_CONN_MEM_PAUSED)
+        loop->mem_paused++;
+    if (reading)
+        loop->ops->read_pause(loop->be, c);
+}
+
+/* Drop the reasons in `why`; reading resumes once no reason is left. */
+static void conn_resume(struct rw_conn *c, uint16_t why)
+{
+    struct rw_loop *loop = c->loop;
+    uint16_t had = c->flags & why;
+    if (!had)
+        return;
+    c->flags &= (uint16_t)~had;
+    if (had & RW_CONN_MEM_PAUSED) {
+        RW_ASSERT(loop->mem_paused > 0);
+        loop->mem_paused--;
+    }
+    if (!(c->flags & READ_PAUSE_FLAGS))
+        loop->ops->read_resume(loop->be, c);
+}
+
 static void conn_release(struct rw_conn *c)
 {
     struct rw_loop *loop = c->loop;
     RW_ASSERT(c->state == RW_CONN_CLOSING);
     RW_ASSERT(c->be.inflight == 0);
     rw__outq_clear(&c->outq, &loop->pool);
-    rw__reasm_reset(&c->reasm);
+    conn_reasm_reset(c);
     c->fd = -1;
     c->state = RW_CONN_FREE;
     /* A slot still on the dirty list keeps its DIRTY bit so it is never linked twice. */
@@ -97,6 +156,11 @@ static void conn_close(struct rw_conn *c, enum rw_stat reason)
     RW_ASSERT(c->state == RW_CONN_OPEN);
     c->state = RW_CONN_CLOSING;
     rw__wheel_cancel(&loop->wheel, &c->timer);
+    if (c->flags & RW_CONN_MEM_PAUSED) {
+        c->flags &= (uint16_t)~RW_CONN_MEM_PAUSED;
+        RW_ASSERT(loop->mem_paused > 0);
+        loop->mem_paused--;
+    }
     if (reason != NO_REASON)
         rw__stat_add(&loop->stats, reason, 1);
     if (loop->ops->close(loop->be, c))
@@ -108,28 +172,33 @@ void rw__conn_on_released(struct rw_conn *c)
     conn_release(c);
 }
 
+/* Every reply is out: FIN, then (after a protocol error) linger briefly for the peer's FIN. */
 static void conn_shut_wr(struct rw_conn *c)
 {
     c->flags |= RW_CONN_WR_SHUT;
-    if (shutdown(c->fd, SHUT_WR) < 0 || (c->flags & RW_CONN_READ_EOF))
+    if (shutdown(c->fd, SHUT_WR) < 0 || (c->flags & RW_CONN_READ_EOF)) {
         conn_close(c, NO_REASON);
+        return;
+    }
+    c->linger_until_ms = c->loop->now_ms + RW_LINGER_MS;
+    conn_timer_update(c);
 }
 
-/* A bad frame: stop parsing, answer what came before, then FIN and wait briefly for the peer's. */
+/*
+ * A bad frame: stop parsing, answer what came before (the ordinary timeouts apply while they
+ * drain), then FIN and wait briefly for the peer's (conn_shut_wr).
+ */
 static void conn_protocol_error(struct rw_conn *c, int err)
 {
     struct rw_loop *loop = c->loop;
-    RW_DEBUG("conn %u: protocol error: %s; closing after %llu queued bytes", c->index,
-             strerror(-err), (unsigned long long)rw__outq_bytes(&c->outq));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): protocol error: %s; closing after %llu queued bytes", c->index,
+             rw__conn_peer(c, peer, sizeof(peer)), strerror(-err),
+             (unsigned long long)rw__outq_bytes(&c->outq));
     c->flags |= RW_CONN_PROTO_ERROR;
     rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
-    rw__reasm_reset(&c->reasm);
-    c->linger_until_ms = loop->now_ms + RW_LINGER_MS;
-    conn_timer_update(c);
-    if (c->flags & RW_CONN_READ_PAUSED) {
-        c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
-        loop->ops->read_resume(loop->be, c);
-    }
+    conn_reasm_reset(c);
+    conn_resume(c, READ_PAUSE_FLAGS); /* read on, to discard: a full receive queue stalls FIN */
     if (rw__outq_empty(&c->outq))
         conn_shut_wr(c);
 }
@@ -153,9 +222,8 @@ static void conn_sent(struct rw_conn *c, size_t n)
     }
     if ((c->flags & RW_CONN_READ_PAUSED) &&
         rw__outq_below_low(&c->outq, loop->cfg->write_buffer_bytes)) {
-        c->flags &= (uint16_t)~RW_CONN_READ_PAUSED;
         c->frame_started_ms = loop->now_ms; /* the peer was not the one holding the frame up */
-        loop->ops->read_resume(loop->be, c);
+        conn_resume(c, RW_CONN_READ_PAUSED);
     }
 }
 
@@ -186,7 +254,9 @@ static void conn_flush(struct rw_conn *c)
     while (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq)) {
         int rc = loop->ops->flush(loop->be, c);
         if (rc < 0) {
-            RW_DEBUG("conn %u: send: %s", c->index, strerror(-rc));
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                     strerror(-rc));
             conn_close(c, error_reason(rc));
             return;
         }
@@ -287,14 +357,24 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     RW_ASSERT(fd >= 0);
     uint32_t open_before =
         atomic_fetch_add_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
-    if (loop->draining || open_before >= loop->cfg->max_conns || loop->free_count == 0) {
+    if (loop->draining || open_before >= loop->cfg->max_conns ||
+        (loop->free_count == 0 && loop->conn_hw == loop->conn_cap)) {
         atomic_fetch_sub_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
         close(fd);
         if (!loop->draining)
             rw__stat_add(&loop->stats, RW_STAT_REJECTED_LIMIT, 1);
         return;
     }
-    struct rw_conn *c = &loop->conns[loop->free_slots[--loop->free_count]];
+    struct rw_conn *c;
+    if (loop->free_count > 0) {
+        c = &loop->conns[loop->free_slots[--loop->free_count]];
+    } else {
+        /* First use of a slot: its page of the table is touched only now. */
+        c = &loop->conns[loop->conn_hw];
+        c->loop = loop;
+        c->index = loop->conn_hw++;
+        c->fd = -1;
+    }
     RW_ASSERT(c->state == RW_CONN_FREE);
     c->generation++;
     c->state = RW_CONN_OPEN;
@@ -314,7 +394,9 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     conn_timer_update(c);
     int rc = loop->ops->conn_open(loop->be, c);
     if (rc < 0) {
-        RW_DEBUG("conn %u: start reading: %s", c->index, strerror(-rc));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-rc));
         conn_close(c, RW_STAT_CLOSED_ERROR);
     }
 }
@@ -362,9 +444,13 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
 
     uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
+    uint32_t cap_before = c->reasm.cap;
     int rc = rw__reasm_feed(&c->reasm, data, len, loop->cfg->max_frame_bytes, deliver_frame, c);
+    conn_reasm_account(c, cap_before);
     if (rc == -ENOMEM) {
-        RW_WARN("conn %u: out of memory reassembling a frame; closing", c->index);
+        char peer[RW_PEER_TEXT_MAX];
+        RW_WARN("conn %u (%s): out of memory reassembling a frame; closing", c->index,
+                rw__conn_peer(c, peer, sizeof(peer)));
         conn_close(c, RW_STAT_CLOSED_ERROR);
         return;
     }
@@ -380,9 +466,16 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
         return;
     if (!(c->flags & (RW_CONN_READ_PAUSED | RW_CONN_PROTO_ERROR)) &&
         rw__outq_above_high(&c->outq, loop->cfg->write_buffer_bytes)) {
-        c->flags |= RW_CONN_READ_PAUSED;
         rw__stat_add(&loop->stats, RW_STAT_BACKPRESSURE_PAUSES, 1);
-        loop->ops->read_pause(loop->be, c);
+        conn_pause(c, RW_CONN_READ_PAUSED);
+    }
+    /* At the memory budget a connection whose buffers grow stops being read (the largest are
+     * closed at the end of the turn, mem_reclaim); small ones keep being served. */
+    if (!(c->flags & (RW_CONN_MEM_PAUSED | RW_CONN_PROTO_ERROR | RW_CONN_PEER_DONE)) &&
+        (c->reasm.cap > RW_REASM_KEEP_BYTES || rw__outq_bytes(&c->outq) > RW_OUTQ_BLOCK_BYTES) &&
+        rw__mem_excess(&loop->mem) > 0) {
+        rw__stat_add(&loop->stats, RW_STAT_MEMORY_PAUSES, 1);
+        conn_pause(c, RW_CONN_MEM_PAUSED);
     }
     if (!rw__outq_empty(&c->outq))
         mark_dirty(c); /* last: it may flush and close c */
@@ -394,7 +487,7 @@ void rw__conn_on_eof(struct rw_conn *c)
     if (c->state != RW_CONN_OPEN)
         return;
     c->flags |= RW_CONN_READ_EOF;
-    rw__reasm_reset(&c->reasm); /* a truncated last frame is dropped */
+    conn_reasm_reset(c); /* a truncated last frame is dropped */
     if (rw__outq_empty(&c->outq))
         conn_close(c, NO_REASON);
     else
@@ -408,7 +501,9 @@ void rw__conn_on_sent(struct rw_conn *c, int res)
         return;
     loop_now(c->loop);
     if (res < 0) {
-        RW_DEBUG("conn %u: send: %s", c->index, strerror(-res));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-res));
         conn_close(c, error_reason(res));
         return;
     }
@@ -423,7 +518,9 @@ void rw__conn_on_error(struct rw_conn *c, int err)
     RW_ASSERT(err < 0);
     if (c->state != RW_CONN_OPEN)
         return;
-    RW_DEBUG("conn %u: recv: %s", c->index, strerror(-err));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): recv: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             strerror(-err));
     conn_close(c, error_reason(err));
 }
 
@@ -463,9 +560,49 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
     else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
              c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
         reason = RW_STAT_REAPED_FRAME_TIMEOUT;
-    RW_DEBUG("conn %u: %s", c->index,
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
              reason == RW_STAT_REAPED_IDLE ? "idle timeout" : "deadline passed");
     conn_close(c, reason);
+}
+
+/* ---- liveness sweep ---- */
+
+/*
+ * A defense against a lost completion: a connection whose peer reset it can
+ * stay open with its multishot recv armed and no CQE ever coming (seen on
+ * kernel 6.18 under churn, about one RST mid-frame in 10^4; kernel-notes/15).
+ * Once per RW_SWEEP_INTERVAL_MS, connections quiet for RW_SWEEP_QUIET_MS are
+ * checked round-robin, a bounded number per sweep, with TCP_INFO; one the
+ * kernel has already closed (TCP_CLOSE: reset, or timed out) is closed and
+ * counted as reaped_dead. An active connection costs one comparison; an idle
+ * mass at most RW_SWEEP_CHECKS_MAX getsockopt calls a second per worker.
+ */
+static void sweep_dead_conns(struct rw_loop *loop)
+{
+    if (loop->open_count == 0 || loop->now_ms < loop->sweep_next_ms)
+        return;
+    loop->sweep_next_ms = loop->now_ms + RW_SWEEP_INTERVAL_MS;
+    /* Only slots ever used (below conn_hw) can hold a connection. */
+    uint32_t visits = loop->conn_hw < RW_SWEEP_VISITS_MAX ? loop->conn_hw : RW_SWEEP_VISITS_MAX;
+    uint32_t checks = 0;
+    for (uint32_t v = 0; v < visits && checks < RW_SWEEP_CHECKS_MAX; v++) {
+        if (loop->sweep_cursor >= loop->conn_hw)
+            loop->sweep_cursor = 0;
+        struct rw_conn *c = &loop->conns[loop->sweep_cursor++];
+        if (c->state != RW_CONN_OPEN || c->last_active_ms + RW_SWEEP_QUIET_MS > loop->now_ms)
+            continue;
+        checks++;
+        struct tcp_info ti;
+        socklen_t len = sizeof(ti);
+        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+            ti.tcpi_state == TCP_CLOSE) {
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): the kernel closed it, no completion said so; closing", c->index,
+                     rw__conn_peer(c, peer, sizeof(peer)));
+            conn_close(c, RW_STAT_REAPED_DEAD);
+        }
+    }
 }
 
 /* ---- drain ---- */
@@ -490,7 +627,7 @@ static void begin_drain(struct rw_loop *loop)
  */
 static void drain_quiet_conns(struct rw_loop *loop)
 {
-    for (uint32_t i = 0; i < loop->conn_cap; i++) {
+    for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
         if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm) ||
             (c->flags & RW_CONN_PROTO_ERROR))
@@ -505,7 +642,7 @@ static void force_close_all(struct rw_loop *loop)
 {
     loop->force_closed = true;
     uint32_t forced = 0;
-    for (uint32_t i = 0; i < loop->conn_cap; i++) {
+    for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
         if (c->state == RW_CONN_OPEN) {
             conn_close(c, NO_REASON);
@@ -516,12 +653,152 @@ static void force_close_all(struct rw_loop *loop)
         RW_WARN("drain timeout: closed %u connections with replies pending", forced);
 }
 
+/* ---- memory: the budget and giving memory back ---- */
+
+/*
+ * This worker's open connections holding the most memory (at least RW_MEM_CLOSE_MIN_BYTES
+ * each), largest first, at most max of them, in one pass over the table. Returns the count.
+ */
+static uint32_t largest_consumers(struct rw_loop *loop, struct rw_conn **out, uint32_t max)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < loop->conn_hw; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        uint64_t bytes = conn_mem_bytes(c);
+        if (c->state != RW_CONN_OPEN || bytes < RW_MEM_CLOSE_MIN_BYTES)
+            continue;
+        if (n == max && bytes <= conn_mem_bytes(out[n - 1]))
+            continue;
+        uint32_t at = n < max ? n++ : max - 1; /* the smallest kept drops out */
+        while (at > 0 && conn_mem_bytes(out[at - 1]) < bytes) {
+            out[at] = out[at - 1];
+            at--;
+        }
+        out[at] = c;
+    }
+    return n;
+}
+
+/*
+ * Over --max-memory: free the cached output blocks first (nobody uses them), then close this
+ * worker's largest consumers until the excess is covered, as Redis's maxmemory-clients does.
+ * Every worker sees the same shared total and closes its own, so the excess is covered at least
+ * once over; a connection below RW_MEM_CLOSE_MIN_BYTES is never closed for memory.
+ */
+static void mem_reclaim(struct rw_loop *loop)
+{
+    if (rw__block_pool_trim(&loop->pool, 0, true) > 0)
+        loop->trim_due_ms = loop->now_ms; /* give the freed blocks back to the kernel soon */
+    uint64_t excess = rw__mem_excess(&loop->mem);
+    if (excess == 0)
+        return;
+    struct rw_conn *victims[RW_MEM_CLOSES_PER_TURN];
+    uint32_t count = largest_consumers(loop, victims, RW_MEM_CLOSES_PER_TURN);
+    for (uint32_t i = 0; i < count && excess > 0; i++) {
+        struct rw_conn *victim = victims[i];
+        uint64_t bytes = conn_mem_bytes(victim);
+        char peer[RW_PEER_TEXT_MAX];
+        if (!loop->mem_warned) {
+            loop->mem_warned = true;
+            RW_WARN("--max-memory %llu MiB reached (%llu MiB in use): closing the connections "
+                    "holding the most, largest first (conn %u (%s): %llu KiB)",
+                    (unsigned long long)(loop->mem.budget->limit_bytes >> 20),
+                    (unsigned long long)(rw__mem_reserved(&loop->mem) >> 20), victim->index,
+                    rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
+        }
+        RW_DEBUG("conn %u (%s): closed for memory (%llu KiB)", victim->index,
+                 rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
+        conn_close(victim, RW_STAT_CLOSED_MEMORY);
+        excess = bytes >= excess ? 0 : excess - bytes;
+    }
+}
+
+/*
+ * A connection paused for memory does not read, so it would never see its peer leave: every
+ * RW_MEM_PAUSED_CHECK_MS, ask TCP_INFO whether a FIN (CLOSE_WAIT) or RST (CLOSE) came. Such a
+ * peer sends nothing more, so reading on costs at most what is left in the receive queue: it
+ * resumes for good (RW_CONN_PEER_DONE) and its frame completes or its EOF closes it.
+ */
+static void mem_check_paused(struct rw_loop *loop)
+{
+    loop->mem_check_due_ms = loop->now_ms + RW_MEM_PAUSED_CHECK_MS;
+    for (uint32_t i = 0, seen = 0; i < loop->conn_hw && seen < loop->mem_paused; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state != RW_CONN_OPEN || !(c->flags & RW_CONN_MEM_PAUSED))
+            continue;
+        seen++;
+        struct tcp_info info;
+        socklen_t len = sizeof(info);
+        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
+            info.tcpi_state != TCP_CLOSE_WAIT && info.tcpi_state != TCP_CLOSE)
+            continue;
+        c->flags |= RW_CONN_PEER_DONE;
+        conn_resume(c, RW_CONN_MEM_PAUSED);
+    }
+}
+
+/* Back under the budget's resume mark: read again from connections paused for memory. */
+static void mem_resume(struct rw_loop *loop)
+{
+    loop->mem_warned = false;
+    for (uint32_t i = 0; i < loop->conn_hw && loop->mem_paused > 0; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state == RW_CONN_OPEN && (c->flags & RW_CONN_MEM_PAUSED)) {
+            c->frame_started_ms = loop->now_ms; /* the peer was not the one holding it up */
+            conn_resume(c, RW_CONN_MEM_PAUSED);
+        }
+    }
+}
+
+/*
+ * Give memory nobody needs back to the kernel, once per RW_TRIM_INTERVAL_MS: cached output
+ * blocks that stayed unused for the whole interval are freed (down to a small floor), and once
+ * at least RW_TRIM_MIN_BYTES were freed, malloc_trim returns the free pages of every arena
+ * (freed 16 KiB blocks and reassembly buffers otherwise stay resident in glibc's heaps).
+ * malloc_trim walks the arenas under their locks; once a second at most is cheap.
+ */
+static void loop_trim(struct rw_loop *loop)
+{
+    loop->trim_due_ms = loop->now_ms + RW_TRIM_INTERVAL_MS;
+    (void)rw__block_pool_trim(&loop->pool, RW_BLOCK_POOL_CACHE_FLOOR, false);
+    if (loop->mem.freed_bytes >= RW_TRIM_MIN_BYTES) {
+        (void)rw__mem_take_freed(&loop->mem);
+        malloc_trim(0);
+        rw__stat_add(&loop->stats, RW_STAT_MEM_TRIMS, 1);
+    }
+}
+
+/* Is there memory a trim could give back (so an idle loop should wake for it)? */
+static bool trim_pending(const struct rw_loop *loop)
+{
+    return loop->pool.free_count > RW_BLOCK_POOL_CACHE_FLOOR ||
+           loop->mem.freed_bytes >= RW_TRIM_MIN_BYTES;
+}
+
+static void loop_housekeeping(struct rw_loop *loop)
+{
+    if (rw__mem_excess(&loop->mem) > 0)
+        mem_reclaim(loop);
+    else if ((loop->mem_paused > 0 || loop->mem_warned) && rw__mem_has_room(&loop->mem))
+        mem_resume(loop);
+    if (loop->mem_paused > 0 && loop->now_ms >= loop->mem_check_due_ms)
+        mem_check_paused(loop);
+    if (loop->now_ms >= loop->trim_due_ms)
+        loop_trim(loop);
+}
+
 static int loop_timeout_ms(struct rw_loop *loop)
 {
     int64_t timeout = rw__wheel_timeout_ms(&loop->wheel, loop->now_ms);
     uint64_t until = UINT64_MAX;
     if (loop->accept_resume_ms)
         until = loop->accept_resume_ms;
+    if (trim_pending(loop) && loop->trim_due_ms < until)
+        until = loop->trim_due_ms;
+    if (loop->mem_paused > 0 && loop->now_ms + RW_WHEEL_TICK_MS < until)
+        until = loop->now_ms + RW_WHEEL_TICK_MS; /* memory freed elsewhere: look again soon */
+    if (loop->open_count && loop->sweep_next_ms < until)
+        until = loop->sweep_next_ms;
     if (loop->draining && !loop->force_closed && loop->drain_deadline_ms < until)
         until = loop->drain_deadline_ms;
     if (until != UINT64_MAX) {
@@ -572,14 +849,17 @@ int rw__loop_run(struct rw_loop *loop)
                 loop->accepting = true;
         }
         rw__wheel_advance(&loop->wheel, now, on_conn_timer, loop);
+        loop_housekeeping(loop);
+        sweep_dead_conns(loop);
         flush_dirty(loop);
+        /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
+        rw__stat_set(&loop->stats, RW_STAT_MEM_BYTES, loop->mem.used_bytes);
         int rc = loop->ops->wait(loop->be, loop_timeout_ms(loop));
         if (rc < 0)
             return rc;
         rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
-        /* Output memory held right now: queued replies, and free blocks kept for reuse. */
-        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
-        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
     }
 }
 
@@ -598,21 +878,24 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
     RW_ASSERT(loop->conn_cap > 0 && loop->conn_cap <= RW_CONNS_MAX);
 
     int rc = -ENOMEM;
+    /*
+     * Every worker may hold all --max-conns connections, so each gets a table that large; calloc
+     * maps it zeroed and untouched (a zeroed slot is FREE), and slots are initialised on first
+     * use, so resident memory follows the connections seen, not --max-conns x --threads.
+     */
     loop->conns = calloc(loop->conn_cap, sizeof(*loop->conns));
     loop->free_slots = calloc(loop->conn_cap, sizeof(*loop->free_slots));
     if (!loop->conns || !loop->free_slots)
         goto err_free_table;
-    for (uint32_t i = 0; i < loop->conn_cap; i++) {
-        loop->conns[i].loop = loop;
-        loop->conns[i].index = i;
-        loop->conns[i].fd = -1;
-        loop->free_slots[i] = loop->conn_cap - 1 - i; /* slot 0 is handed out first */
-    }
-    loop->free_count = loop->conn_cap;
+    loop->conn_hw = 0;
+    loop->free_count = 0;
+    rw__mem_account_init(&loop->mem, &shared->mem);
     rc = rw__wheel_init(&loop->wheel, RW_WHEEL_SLOTS, RW_WHEEL_TICK_MS, loop_now(loop));
     if (rc < 0)
         goto err_free_table;
     rw__block_pool_init(&loop->pool, RW_BLOCK_POOL_CACHE_MAX);
+    loop->pool.acct = &loop->mem;
+    loop->trim_due_ms = loop->now_ms + RW_TRIM_INTERVAL_MS;
     loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (loop->wake_fd < 0) {
         rc = -errno;
@@ -628,6 +911,7 @@ err_wake:
 err_wheel:
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
+    rw__mem_account_destroy(&loop->mem);
 err_free_table:
     free(loop->conns);
     free(loop->free_slots);
@@ -641,6 +925,7 @@ void rw__loop_destroy(struct rw_loop *loop)
     close(loop->wake_fd);
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
+    rw__mem_account_destroy(&loop->mem);
     free(loop->conns);
     free(loop->free_slots);
 }

@@ -13,6 +13,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "membudget.h"
 #include "outq.h"
 #include "stats.h"
 #include "wheel.h"
@@ -26,6 +27,7 @@ struct rw_shared {
     const struct rw_handler *handler;
     const struct rw_backend_ops *ops;
     _Atomic uint32_t conns_open; /* process-wide, for --max-conns */
+    struct rw_mem_budget mem;    /* process-wide, for --max-memory */
     _Atomic bool stop;           /* SIGTERM/SIGINT seen: drain */
 };
 
@@ -36,11 +38,21 @@ struct rw_loop {
     void *be; /* backend state */
     int worker_id;
 
-    struct rw_conn *conns; /* fixed table of conn_cap slots, allocated at start */
+    /* Table of conn_cap slots, allocated at start but touched on demand: slots below conn_hw
+     * have been used (and are initialised); idle memory follows the connections seen, not
+     * --max-conns x --threads. */
+    struct rw_conn *conns;
     uint32_t conn_cap;
-    uint32_t *free_slots; /* stack of free slot indexes */
+    uint32_t conn_hw;
+    uint32_t *free_slots; /* stack of freed slot indexes (below conn_hw) */
     uint32_t free_count;
     uint32_t open_count; /* slots not FREE (open or closing) */
+
+    struct rw_mem_account mem; /* this worker's share of --max-memory */
+    uint32_t mem_paused;       /* connections with RW_CONN_MEM_PAUSED */
+    bool mem_warned;           /* the budget was hit in this episode: said once */
+    uint64_t mem_check_due_ms; /* next look at whether paused connections' peers left */
+    uint64_t trim_due_ms;      /* next time unused memory is given back */
 
     struct rw_wheel wheel;
     struct rw_block_pool pool;
@@ -56,6 +68,8 @@ struct rw_loop {
     bool force_closed;
     bool sockopt_warned; /* a setsockopt on an accepted socket failed: said once */
     uint64_t now_ms;
+    uint64_t sweep_next_ms; /* next liveness sweep (sweep_dead_conns) */
+    uint32_t sweep_cursor;  /* slot it starts from */
 
     struct rw_stats stats;
 };
@@ -100,7 +114,7 @@ void rw__conn_on_released(struct rw_conn *conn);
 static inline struct rw_conn *rw__loop_conn_lookup(struct rw_loop *loop, uint32_t index,
                                                    uint32_t generation)
 {
-    if (index >= loop->conn_cap)
+    if (index >= loop->conn_hw)
         return 0;
     struct rw_conn *c = &loop->conns[index];
     return (c->generation == generation && c->state != RW_CONN_FREE) ? c : 0;

@@ -12,6 +12,7 @@
 #include <ringwire/frame.h>
 
 #include "assert.h"
+#include "membudget.h"
 #include "rw_limits.h"
 
 void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max)
@@ -19,8 +20,16 @@ void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max)
     pool->free = NULL;
     pool->free_count = 0;
     pool->free_max = free_max;
+    pool->free_low = 0;
     pool->blocks_live = 0;
     pool->fail_malloc = false;
+    pool->acct = NULL;
+}
+
+static void block_free(struct rw_block_pool *pool, struct rw_block *b)
+{
+    free(b);
+    rw__mem_uncharge(pool->acct, RW_BLOCK_ALLOC_BYTES);
 }
 
 void rw__block_pool_destroy(struct rw_block_pool *pool)
@@ -29,9 +38,28 @@ void rw__block_pool_destroy(struct rw_block_pool *pool)
     while (pool->free) {
         struct rw_block *b = pool->free;
         pool->free = b->next;
-        free(b);
+        block_free(pool, b);
     }
     pool->free_count = 0;
+    pool->free_low = 0;
+}
+
+uint32_t rw__block_pool_trim(struct rw_block_pool *pool, uint32_t keep, bool keep_all_excess)
+{
+    uint32_t unused = keep_all_excess ? pool->free_count : pool->free_low;
+    uint32_t target = pool->free_count - (unused > pool->free_count ? pool->free_count : unused);
+    if (target < keep)
+        target = keep;
+    uint32_t freed = 0;
+    while (pool->free_count > target) {
+        struct rw_block *b = pool->free;
+        pool->free = b->next;
+        pool->free_count--;
+        block_free(pool, b);
+        freed++;
+    }
+    pool->free_low = pool->free_count;
+    return freed;
 }
 
 static struct rw_block *block_get(struct rw_block_pool *pool)
@@ -40,12 +68,15 @@ static struct rw_block *block_get(struct rw_block_pool *pool)
     if (b) {
         pool->free = b->next;
         pool->free_count--;
+        if (pool->free_count < pool->free_low)
+            pool->free_low = pool->free_count;
     } else {
         if (pool->fail_malloc)
             return NULL;
-        b = malloc(sizeof(*b) + RW_OUTQ_BLOCK_BYTES);
+        b = malloc(RW_BLOCK_ALLOC_BYTES);
         if (!b)
             return NULL;
+        rw__mem_charge(pool->acct, RW_BLOCK_ALLOC_BYTES);
     }
     b->next = NULL;
     b->start = 0;
@@ -63,7 +94,7 @@ static void block_put(struct rw_block_pool *pool, struct rw_block *b)
         pool->free = b;
         pool->free_count++;
     } else {
-        free(b);
+        block_free(pool, b);
     }
 }
 

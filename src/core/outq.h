@@ -12,6 +12,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "rw_limits.h"
+
 struct rw_block {
     struct rw_block *next;
     uint32_t start; /* first unsent byte */
@@ -19,13 +21,21 @@ struct rw_block {
     uint8_t data[]; /* RW_OUTQ_BLOCK_BYTES */
 };
 
+struct rw_mem_account;
+
+/* Bytes one block costs the memory budget (its malloc). */
+#define RW_BLOCK_ALLOC_BYTES (sizeof(struct rw_block) + RW_OUTQ_BLOCK_BYTES)
+
 /* Per-loop cache of free blocks (single-threaded). */
 struct rw_block_pool {
     struct rw_block *free;
     uint32_t free_count;
     uint32_t free_max;
+    uint32_t free_low;    /* fewest cached blocks since the last rw__block_pool_trim */
     uint64_t blocks_live; /* blocks handed out and not yet returned */
     bool fail_malloc;     /* test hook: fresh blocks fail as if out of memory; cached ones serve */
+    struct rw_mem_account
+        *acct; /* charged for every block allocated, cached or live; may be NULL */
 };
 
 struct rw_outq {
@@ -37,6 +47,12 @@ struct rw_outq {
 void rw__block_pool_init(struct rw_block_pool *pool, uint32_t free_max);
 /* Frees cached blocks; every queue must have been cleared first. */
 void rw__block_pool_destroy(struct rw_block_pool *pool);
+/*
+ * Give back cached blocks nobody needed: those that stayed cached since the last call (the
+ * cache's low-water mark), keeping at least keep; all down to keep when keep_all_excess.
+ * Returns the number freed.
+ */
+uint32_t rw__block_pool_trim(struct rw_block_pool *pool, uint32_t keep, bool keep_all_excess);
 
 static inline void rw__outq_init(struct rw_outq *q)
 {

@@ -11,9 +11,9 @@
 #include <stdint.h>
 
 struct rw_reasm {
-    uint8_t *buf;  /* NULL when nothing is pending and nothing is kept */
-    uint32_t len;  /* bytes of the pending (incomplete) frame held, header included */
-    uint32_t cap;  /* allocated bytes of buf */
+    uint8_t *buf; /* NULL when nothing is pending and nothing is kept */
+    uint32_t len; /* bytes of the pending (incomplete) frame held, header included */
+    uint32_t cap; /* allocated bytes of buf */
 };
 
 /* Called once per complete frame; payload valid only during the call.
@@ -31,7 +31,10 @@ int rw__reasm_feed(struct rw_reasm *r, const uint8_t *data, size_t len, uint32_t
                    rw_frame_fn fn, void *ctx);
 
 /* Bytes of an incomplete frame held (0: at a frame boundary). */
-static inline uint32_t rw__reasm_pending(const struct rw_reasm *r) { return r->len; }
+static inline uint32_t rw__reasm_pending(const struct rw_reasm *r)
+{
+    return r->len;
+}
 
 /* Drop anything pending and free the buffer. Safe on a zeroed struct. */
 void rw__reasm_reset(struct rw_reasm *r);

@@ -20,6 +20,24 @@
  * output block until flushed, so this bounds the blocks one busy turn can take (kernel-notes/13).
  */
 #define RW_DIRTY_FLUSH_MAX 64u
+/* Free output blocks a loop keeps however idle it is; above this the cache is trimmed to what
+ * the last RW_TRIM_INTERVAL_MS used (kernel-notes/16). */
+#define RW_BLOCK_POOL_CACHE_FLOOR 64u
+/* How often a loop gives unused memory back to the kernel: the block cache trimmed to its use,
+ * then malloc_trim once at least RW_TRIM_MIN_BYTES were freed since the last time. */
+#define RW_TRIM_INTERVAL_MS 1000u
+#define RW_TRIM_MIN_BYTES   (1u << 20)
+/* --max-memory: workers take budget in chunks of this size (no shared counter per charge). */
+#define RW_MEM_CHUNK_BYTES (256u * 1024u)
+/* At the budget, connections holding more than this are the ones closed, largest first;
+ * smaller ones (new connections, small frames) are always served. */
+#define RW_MEM_CLOSE_MIN_BYTES (64u * 1024u)
+/* Connections closed for memory per worker per loop turn, at most (bounds the scan). */
+#define RW_MEM_CLOSES_PER_TURN 16u
+/* How often connections paused for memory are asked (TCP_INFO) whether their peer left. */
+#define RW_MEM_PAUSED_CHECK_MS 250u
+/* --max-memory floor when not 0: below it a few large frames could not be served at all. */
+#define RW_MEM_MIN_BYTES (4u << 20)
 /* iovecs per gathered send: epoll uses a stack array of this many. */
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */
@@ -40,6 +58,16 @@
 #define RW_URING_BUF_SIZE_MAX      (1u << 20)
 #define RW_URING_SQ_ENTRIES        1024u
 #define RW_URING_CQE_BATCH         512u
+/*
+ * Liveness sweep (kernel-notes/15): once per interval, walk at most VISITS
+ * slots of the table from a round-robin cursor and ask the kernel
+ * (TCP_INFO) about at most CHECKS connections quiet for QUIET_MS; one the
+ * kernel already closed (reset) while no completion told us is closed.
+ */
+#define RW_SWEEP_INTERVAL_MS 1000u
+#define RW_SWEEP_QUIET_MS    2000u
+#define RW_SWEEP_VISITS_MAX  16384u
+#define RW_SWEEP_CHECKS_MAX  1024u
 /* How long a connection closed for a protocol error lingers for the peer's FIN. */
 #define RW_LINGER_MS 2000u
 /* --keepalive ceiling in seconds: the kernel's for TCP_KEEPIDLE and TCP_KEEPINTVL
@@ -74,5 +102,9 @@ _Static_assert(RW_FRAME_MAX_BYTES_CEILING + RW_FRAME_HEADER_BYTES <= INT_MAX,
                "frame sizes fit an int");
 _Static_assert(RW_REASM_KEEP_BYTES >= RW_FRAME_HEADER_BYTES, "a header fits a kept buffer");
 _Static_assert(RW_NOFILE_PROCESS_SLACK >= RW_NOFILE_STDIO, "the process slack covers stdio");
+_Static_assert(RW_BLOCK_POOL_CACHE_FLOOR <= RW_BLOCK_POOL_CACHE_MAX, "cache floor within cap");
+_Static_assert(RW_MEM_CLOSE_MIN_BYTES > RW_REASM_KEEP_BYTES + RW_OUTQ_BLOCK_BYTES,
+               "a connection with one kept buffer and one block is never closed for memory");
+_Static_assert(RW_MEM_MIN_BYTES >= 8 * RW_MEM_CHUNK_BYTES, "budget spans many chunks");
 
 #endif

@@ -23,6 +23,9 @@
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
+#include "rw_build_config.h"
 #include "stats.h"
 
 struct worker {
@@ -34,6 +37,8 @@ struct worker {
     int init_rc;
     int run_rc;
     bool reported;
+    _Atomic pid_t tid;      /* for the main thread's reads of this worker's CPU time */
+    _Atomic bool cpu_final; /* the worker stored its own CPU time as it exited */
 };
 
 struct server {
@@ -45,6 +50,7 @@ struct server {
     /* Under mu: start_workers saw every worker report; run_ok says whether all set up. */
     bool decided;
     bool run_ok;
+    struct rw_stats_meta meta; /* version, serving backend, start time: JSON and metrics */
 };
 
 static void pin_to_cpu(int worker_id)
@@ -89,6 +95,7 @@ static void *worker_main(void *arg)
     struct worker *w = arg;
     struct rw_shared *shared = &w->server->shared;
     rw__log_set_worker(w->id);
+    atomic_store(&w->tid, gettid());
     if (shared->cfg->cpu_affinity)
         pin_to_cpu(w->id);
     /* Rings are created here: SINGLE_ISSUER ties a ring to the thread that made it. */
@@ -107,6 +114,9 @@ static void *worker_main(void *arg)
         kill(getpid(), SIGTERM); /* the main thread drains the other workers */
     }
     rw__loop_destroy(&w->loop);
+    /* After the join the thread's clock is gone: leave the final figure behind. */
+    (void)rw__stats_thread_cpu(&w->loop.stats, pthread_self(), gettid());
+    atomic_store(&w->cpu_final, true);
     return NULL;
 }
 
@@ -162,9 +172,21 @@ static void close_listeners(struct server *srv)
 
 static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_stats **per)
 {
-    for (unsigned i = 0; i < srv->count; i++)
-        per[i] = &srv->workers[i].loop.stats;
+    for (unsigned i = 0; i < srv->count; i++) {
+        struct worker *w = &srv->workers[i];
+        per[i] = &w->loop.stats;
+        if (!atomic_load(&w->cpu_final))
+            (void)rw__stats_thread_cpu(per[i], w->thread, atomic_load(&w->tid));
+    }
     rw__stats_sum(total, per, srv->count);
+}
+
+/* The metrics thread's view (metrics.h): the same relaxed reads as a stats line. */
+static unsigned metrics_collect(void *ctx, struct rw_stats *total, struct rw_stats **per)
+{
+    struct server *srv = ctx;
+    stats_collect(srv, total, per);
+    return srv->count;
 }
 
 enum stats_to_log {
@@ -182,7 +204,7 @@ static void stats_write_json(struct server *srv, const struct rw_stats *total,
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "we");
-    if (!f || rw__stats_write_json(total, srv->count, per, f) < 0 || fclose(f) != 0 ||
+    if (!f || rw__stats_write_json(&srv->meta, total, srv->count, per, f) < 0 || fclose(f) != 0 ||
         rename(tmp, path) < 0)
         RW_WARN("--stats-json %s: %s", path, strerror(errno));
 }
@@ -265,6 +287,7 @@ static int start_workers(struct server *srv, bool quiet)
         w->reported = false;
         w->init_rc = 0;
         w->run_rc = 0;
+        atomic_store(&w->cpu_final, false);
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             RW_ERROR("pthread_create: %s", strerror(rc));
@@ -390,9 +413,11 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every worker */
 
     struct server srv = {.count = cfg->threads};
+    srv.meta = (struct rw_stats_meta){RW_VERSION, ops->name, rw__stats_mono_ns()};
     srv.shared.cfg = cfg;
     srv.shared.handler = handler;
     srv.shared.ops = ops;
+    rw__mem_budget_init(&srv.shared.mem, cfg->max_memory_bytes);
     pthread_mutex_init(&srv.mu, NULL);
     pthread_cond_init(&srv.cv, NULL);
     srv.workers = calloc(srv.count, sizeof(*srv.workers));
@@ -434,10 +459,25 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     char addr_text[80] = "?";
     if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
         rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
+    srv.meta.backend = srv.shared.ops->name; /* auto may have fallen back to epoll */
+    struct rw_metrics *metrics = NULL;
+    struct rw_metrics_source msrc = {metrics_collect, &srv, &srv.meta};
+    if (cfg->metrics && rw__metrics_start(&metrics, (const struct sockaddr *)&cfg->metrics_addr,
+                                          cfg->metrics_addr_len, &msrc) < 0) {
+        stop_workers(&srv);
+        goto out_listeners;
+    }
     RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
             srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
+    int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,
+                               srv.shared.ops->name, srv.count);
+    if (notified < 0)
+        RW_WARN("sd_notify READY=1 to $NOTIFY_SOCKET: %s", strerror(-notified));
 
     wait_for_signals(&srv, &set);
+    (void)rw__notify("STOPPING=1\nSTATUS=draining");
+    rw__metrics_stop(metrics); /* before the join: it reads the workers' CPU clocks */
     stop_workers(&srv);
     exit_code = 0;
     for (unsigned i = 0; i < srv.count; i++)

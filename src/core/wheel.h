@@ -23,8 +23,8 @@ struct rw_wheel {
     struct rw_timer *slots; /* slot_count sentinel heads (circular lists) */
     uint32_t slot_count;    /* power of two */
     uint32_t tick_ms;
-    uint64_t current_tick;  /* every tick < current_tick has been processed */
-    uint64_t armed;         /* timers armed */
+    uint64_t current_tick; /* every tick < current_tick has been processed */
+    uint64_t armed;        /* timers armed */
 };
 
 /* Fires with the timer already disarmed; the callback may re-arm or free it. */
@@ -40,7 +40,10 @@ static inline void rw__timer_init(struct rw_timer *t)
     t->prev = NULL;
     t->deadline_ms = 0;
 }
-static inline bool rw__timer_armed(const struct rw_timer *t) { return t->next != NULL; }
+static inline bool rw__timer_armed(const struct rw_timer *t)
+{
+    return t->next != NULL;
+}
 
 /* Arm (or move) t to fire at deadline_ms (a deadline in the past fires on the next advance). */
 void rw__wheel_arm(struct rw_wheel *w, struct rw_timer *t, uint64_t deadline_ms);

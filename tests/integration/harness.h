@@ -42,6 +42,8 @@ struct h_opts {
     rlim_t nofile_hard;      /* its hard limit when above nofile; 0: the same as nofile */
     const char *netns;       /* run the server in this network namespace (/run/netns/NAME,
                                 as `ip netns exec NAME` would); NULL: the test's own */
+    const char *const *env;  /* environment changes for the server, NULL-terminated:
+                                "NAME=value" sets, "NAME" unsets; may be NULL */
 };
 
 /* Process setup for every test program: ignore SIGPIPE, alarm(seconds), raise our fd limit. */

@@ -5,8 +5,12 @@
  * the rate and reports latency; and it exits non-zero when something is
  * wrong: a corrupted echo under --verify (a deliberately bad echo server in a
  * thread of this test flips one payload byte) and frames lost when the
- * server dies mid-run. RW_BENCH names the bench binary; RW_BIN/RW_BACKEND
- * the server, as for every integration program.
+ * server dies mid-run. Its workload modes do what they say: --churn opens,
+ * uses and closes exactly the connections asked for (FIN or RST), --mode stream
+ * moves exactly the bytes reported, every one verified. And the server reports
+ * its own CPU time (cpu_us), which benchmarks/run divides by the work done.
+ * RW_BENCH names the bench binary; RW_BIN/RW_BACKEND the server, as for every
+ * integration program.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -239,9 +243,114 @@ START_TEST(test_bench_lost_frames_fail)
 }
 END_TEST
 
+/* --churn K --connections M: exactly M connections, each K frames, each closed (FIN or RST). */
+static void churn_exact(const char *close_how)
+{
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    char target[64], out[OUT_BYTES];
+    server_target(&srv, target, sizeof(target));
+    struct bench_run r;
+    bench_start(&r, (const char *[]){"--connect", target, "--churn", "5", "--connections", "300",
+                                     "--conns", "16", "--close", close_how, "--verify", "--json",
+                                     NULL});
+    int rc = bench_wait(&r, 60000, out, sizeof(out));
+    ck_assert_msg(rc == 0, "bench --churn exited %d: %s", rc, out);
+    ck_assert_msg(json_num(out, "connections") == 300, "connections opened: %s", out);
+    ck_assert_msg(json_num(out, "connections_completed") == 300, "completed: %s", out);
+    ck_assert_msg(json_num(out, "frames_received") == 1500, "frames: %s", out);
+    ck_assert_msg(json_num(out, "bytes_received") == 1500.0 * 68, "bytes: %s", out);
+    ck_assert_msg(json_num(out, "mismatches") == 0 && json_num(out, "errors") == 0, "%s", out);
+    ck_assert_msg(json_num(out, "conns_per_s") > 0, "conns_per_s: %s", out);
+    /* The server saw exactly those connections come and go, and their frames. */
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "accepted", 300, 10000), 300);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "closed", 300, 10000), 300);
+    ck_assert_int_eq(h_stat_ok(&srv, "frames_in"), 1500);
+    h_stop_ok(&srv);
+}
+
+START_TEST(test_bench_churn_fin_counts_exactly)
+{
+    churn_exact("fin");
+}
+END_TEST
+
+START_TEST(test_bench_churn_rst_counts_exactly)
+{
+    churn_exact("rst");
+}
+END_TEST
+
+START_TEST(test_bench_stream_bytes_verified)
+{
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    char target[64], out[OUT_BYTES];
+    server_target(&srv, target, sizeof(target));
+    struct bench_run r;
+    /* The preset: 4 connections, 256 KiB frames, 8 in flight each. */
+    bench_start(&r, (const char *[]){"--connect", target, "--mode", "stream", "--frames", "200",
+                                     "--verify", "--json", NULL});
+    int rc = bench_wait(&r, 60000, out, sizeof(out));
+    ck_assert_msg(rc == 0, "bench --mode stream exited %d: %s", rc, out);
+    ck_assert_msg(json_num(out, "conns") == 4 && json_num(out, "size") == 262144 &&
+                      json_num(out, "depth") == 8,
+                  "stream preset: %s", out);
+    double frame_bytes = 262144.0 + 4;
+    ck_assert_msg(json_num(out, "frames_received") == 200, "frames: %s", out);
+    ck_assert_msg(json_num(out, "bytes_sent") == 200 * frame_bytes, "bytes sent: %s", out);
+    ck_assert_msg(json_num(out, "bytes_received") == 200 * frame_bytes, "bytes: %s", out);
+    ck_assert_msg(json_num(out, "mismatches") == 0, "mismatches: %s", out);
+    ck_assert_msg(json_num(out, "gb_per_s_in") > 0 && json_num(out, "gb_per_s_out") > 0, "%s", out);
+    ck_assert_int_eq(h_stat_ok(&srv, "bytes_out"), (int64_t)(200 * frame_bytes));
+    h_stop_ok(&srv);
+
+    /* Explicit options win over the preset, wherever they stand. */
+    h_start_ok(&srv, NULL);
+    server_target(&srv, target, sizeof(target));
+    bench_start(&r, (const char *[]){"--connect", target, "--size", "1000", "--mode", "stream",
+                                     "--frames", "40", "--verify", "--json", NULL});
+    rc = bench_wait(&r, 60000, out, sizeof(out));
+    ck_assert_msg(rc == 0, "bench exited %d: %s", rc, out);
+    ck_assert_msg(json_num(out, "size") == 1000 && json_num(out, "conns") == 4, "%s", out);
+    ck_assert_msg(json_num(out, "bytes_received") == 40.0 * 1004, "bytes: %s", out);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* The server's CPU time in its stats: grows with work, per worker and in total. */
+START_TEST(test_bench_server_cpu_reported)
+{
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    char target[64], out[OUT_BYTES];
+    server_target(&srv, target, sizeof(target));
+    int64_t before = h_stat_ok(&srv, "cpu_us");
+    ck_assert_int_ge(before, 0);
+    struct bench_run r;
+    bench_start(&r, (const char *[]){"--connect", target, "--conns", "8", "--depth", "4",
+                                     "--duration", "1s", "--json", NULL});
+    int rc = bench_wait(&r, 30000, out, sizeof(out));
+    ck_assert_msg(rc == 0, "bench exited %d: %s", rc, out);
+    char line[8192];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    int64_t after = h_stat_get(line, "cpu_us");
+    int64_t ticks = h_stat_get(line, "cpu_user_us") + h_stat_get(line, "cpu_sys_us");
+    /* A second of echoing costs the server well over a millisecond of CPU. */
+    ck_assert_msg(after - before >= 1000, "cpu_us %lld -> %lld: %s", (long long)before,
+                  (long long)after, line);
+    ck_assert_msg(ticks > 0, "cpu_user_us + cpu_sys_us = %lld: %s", (long long)ticks, line);
+    /* Never more than the process used in all (the main thread included). */
+    long proc_ms = h_cpu_ms(srv.pid);
+    ck_assert_msg(after / 1000 <= proc_ms + 20, "workers %lld ms > process %ld ms",
+                  (long long)(after / 1000), proc_ms);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 int main(void)
 {
-    h_init(150);
+    h_init(500);
     h_skip_if_unavailable();
     if (!getenv("RW_BENCH")) {
         fprintf(stderr, "RW_BENCH is not set (ringwire-bench not built)\n");
@@ -252,5 +361,9 @@ int main(void)
     h_add_case(s, "test_bench_open_loop_rate", test_bench_open_loop_rate, 30);
     h_add_case(s, "test_bench_verify_catches_corruption", test_bench_verify_catches_corruption, 30);
     h_add_case(s, "test_bench_lost_frames_fail", test_bench_lost_frames_fail, 30);
+    h_add_case(s, "test_bench_churn_fin_counts_exactly", test_bench_churn_fin_counts_exactly, 90);
+    h_add_case(s, "test_bench_churn_rst_counts_exactly", test_bench_churn_rst_counts_exactly, 90);
+    h_add_case(s, "test_bench_stream_bytes_verified", test_bench_stream_bytes_verified, 90);
+    h_add_case(s, "test_bench_server_cpu_reported", test_bench_server_cpu_reported, 60);
     return h_run_suite(s);
 }

@@ -3,9 +3,12 @@
  * peer still gets every reply and then EOF; an oversize length answers the
  * frames before it, then closes that connection only; a peer that closes
  * mid-frame or resets while replies are pending leaves the server serving,
- * with its connection count back at zero.
+ * with its connection count back at zero; a slow reader gets every reply
+ * before a bad frame, however long it takes to read them.
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +126,67 @@ START_TEST(test_protocol_oversize_closes_only_that_conn)
 }
 END_TEST
 
+/* A blocking IPv4 loopback connection with a small receive buffer (set before connect, so the
+ * advertised window is small too): replies back up into the server's queue. */
+static int connect_small_rcvbuf(const struct h_server *srv, int rcvbuf_bytes)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf_bytes, sizeof(rcvbuf_bytes)), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_msg(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s",
+                  strerror(errno));
+    return fd;
+}
+
+/*
+ * 70 frames of 60000 bytes, then a header announcing 0xFFFFFFFF bytes, from a peer that starts
+ * reading only after 3 s (longer than the server's 2 s linger for the peer's FIN): every reply
+ * must still arrive in full, then EOF. The linger used to start when the bad header was parsed,
+ * so such a reader got about 3.8 of the 4.2 MB and then a FIN.
+ */
+START_TEST(test_protocol_slow_reader_gets_every_reply_before_bad_frame)
+{
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    int fd = connect_small_rcvbuf(&srv, 16384);
+    static const uint32_t sizes[] = {60000};
+    size_t good_len;
+    uint8_t *good = build_frames(sizes, 1, 70, 900, &good_len);
+    int64_t t0 = h_now_ms();
+    ck_assert_int_eq(h_send_all(fd, good, good_len, 10000), 0);
+    uint8_t bad[H_FRAME_HDR] = {0xff, 0xff, 0xff, 0xff};
+    ck_assert_int_eq(h_send_all(fd, bad, sizeof(bad), 10000), 0);
+    int64_t waited = h_now_ms() - t0;
+    if (waited < 3000)
+        h_sleep_ms((int)(3000 - waited));
+    uint8_t *reply = malloc(good_len);
+    ck_assert_ptr_nonnull(reply);
+    size_t got = 0;
+    int rc = 0;
+    while (got < good_len) {
+        size_t chunk = good_len - got < 65536 ? good_len - got : 65536;
+        rc = h_recv_exact(fd, reply + got, chunk, 10000);
+        if (rc < 0)
+            break;
+        got += chunk;
+    }
+    ck_assert_msg(rc == 0, "a slow reader got %zu of %zu reply bytes before a bad frame: %s", got,
+                  good_len, strerror(-rc));
+    ck_assert_msg(memcmp(reply, good, good_len) == 0, "replies before the bad frame differ");
+    rc = h_expect_close(fd, 5000);
+    ck_assert_msg(rc == 0, "connection not closed after the replies: %s",
+                  rc == -EPROTO ? "more data came back" : strerror(-rc));
+    close(fd);
+    ck_assert_int_eq(h_stat_ok(&srv, "closed_protocol"), 1);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    free(reply);
+    free(good);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 START_TEST(test_protocol_truncated_frame_then_close)
 {
     struct h_server srv;
@@ -198,6 +262,8 @@ int main(void)
                30);
     h_add_case(s, "test_protocol_oversize_closes_only_that_conn",
                test_protocol_oversize_closes_only_that_conn, 30);
+    h_add_case(s, "test_protocol_slow_reader_gets_every_reply_before_bad_frame",
+               test_protocol_slow_reader_gets_every_reply_before_bad_frame, 40);
     h_add_case(s, "test_protocol_truncated_frame_then_close",
                test_protocol_truncated_frame_then_close, 30);
     h_add_case(s, "test_protocol_reset_mid_reply", test_protocol_reset_mid_reply, 60);

@@ -197,6 +197,8 @@ START_TEST(test_config_every_option_both_forms)
     ck_assert_uint_eq(cfg.backlog, 17);
     parse_both(&cfg, "--write-buffer", "8M");
     ck_assert_uint_eq(cfg.write_buffer_bytes, 8u << 20);
+    parse_both(&cfg, "--max-memory", "64M");
+    ck_assert_uint_eq(cfg.max_memory_bytes, 64u << 20);
     parse_both(&cfg, "--drain-timeout", "2m");
     ck_assert_uint_eq(cfg.drain_timeout_ms, 120000);
     parse_both(&cfg, "--stats-interval", "1");
@@ -813,6 +815,7 @@ START_TEST(test_config_usage)
         "--max-conns",
         "--backlog",
         "--write-buffer",
+        "--max-memory",
         "--drain-timeout",
         "--stats-interval",
         "--stats-json",
@@ -888,6 +891,64 @@ START_TEST(test_config_keepalive_schedule)
 }
 END_TEST
 
+START_TEST(test_config_max_memory)
+{
+    struct rw_config cfg;
+    /* The default: a quarter of the machine, or of a smaller cgroup limit, in whole MiB. */
+    ck_assert_uint_eq(rw__default_max_memory(16ull << 30, 0), 4ull << 30);
+    ck_assert_uint_eq(rw__default_max_memory(16ull << 30, 2ull << 30), 512ull << 20);
+    ck_assert_uint_eq(rw__default_max_memory(16ull << 30, 64ull << 30), 4ull << 30);
+    ck_assert_uint_eq(rw__default_max_memory((1ull << 30) + 12345, 0), 256ull << 20);
+    ck_assert_uint_eq(rw__default_max_memory(8u << 20, 0), RW_MEM_MIN_BYTES);
+    ck_assert_uint_eq(rw__default_max_memory(0, 0), RW_MEM_MIN_BYTES);
+    rw__config_defaults(&cfg);
+    ck_assert_uint_ge(cfg.max_memory_bytes, RW_MEM_MIN_BYTES);
+    ck_assert_uint_eq(cfg.max_memory_bytes % (1u << 20), 0);
+
+    parse_both(&cfg, "--max-memory", "0");
+    ck_assert_uint_eq(cfg.max_memory_bytes, 0); /* no limit */
+    parse_both(&cfg, "--max-memory", "4M");
+    ck_assert_uint_eq(cfg.max_memory_bytes, RW_MEM_MIN_BYTES);
+    parse_both(&cfg, "--max-memory", "3G");
+    ck_assert_uint_eq(cfg.max_memory_bytes, 3ull << 30);
+    expect_bad("--max-memory", "1M", "below the minimum of 4M (0 means no limit)");
+    expect_bad("--max-memory", "lots", "invalid size");
+    expect_bad("--max-memory", "99999999999G", "exceeds the limit");
+}
+END_TEST
+
+START_TEST(test_config_check_fit)
+{
+    struct rw_config cfg;
+    rw__config_defaults(&cfg);
+    char msg[512];
+    /* The defaults fit a small machine. */
+    ck_assert_int_eq(rw__config_check_fit(&cfg, 1ull << 30, msg, sizeof(msg)), 0);
+    /* Unknown machine memory: nothing to compare with. */
+    cfg.threads = 256;
+    cfg.buf_count = 32768;
+    cfg.buf_size_bytes = 1u << 20;
+    ck_assert_int_eq(rw__config_check_fit(&cfg, 0, msg, sizeof(msg)), 0);
+    /* 256 x 32768 x 1 MiB of provided buffers fit no machine: refused with the numbers. */
+    ck_assert_int_eq(rw__config_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(
+        strstr(msg, "--threads 256 x --buf-count 32768 x --buf-size 1048576 = 8388608 MiB"), "%s",
+        msg);
+    ck_assert_msg(strstr(msg, "exceeds this machine's 65536 MiB"), "%s", msg);
+    /* epoll has no provided buffers: the same numbers fit. */
+    cfg.backend = RW_BACKEND_EPOLL;
+    ck_assert_int_eq(rw__config_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), 0);
+    /* The table at --max-conns counts on every backend. */
+    cfg.max_conns = RW_CONNS_MAX;
+    ck_assert_int_eq(rw__config_check_fit(&cfg, 64u << 20, msg, sizeof(msg)), -EINVAL);
+    ck_assert_msg(strstr(msg, "--max-conns 1048576"), "%s", msg);
+    /* And the parser applies the check (against this machine). */
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "256", "--buf-count", "32768", "--buf-size", "1M"),
+                     -EINVAL);
+    ck_assert_msg(strstr(err, "exceeds this machine's"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_config_small_err_buffer)
 {
     struct rw_config cfg;
@@ -932,6 +993,8 @@ static Suite *config_suite(void)
         {"test_config_help_version", test_config_help_version},
         {"test_config_usage", test_config_usage},
         {"test_config_keepalive_schedule", test_config_keepalive_schedule},
+        {"test_config_max_memory", test_config_max_memory},
+        {"test_config_check_fit", test_config_check_fit},
         {"test_config_small_err_buffer", test_config_small_err_buffer},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

@@ -4,7 +4,9 @@
  * chunking, frames get a big-endian header, gather respects iov_max, blocks
  * go back to the pool (whose cache is capped), the watermarks flip where the
  * loop expects, and an append that runs out of memory leaves the queue as it
- * was (the pool's fail_malloc test hook stands in for malloc failing).
+ * was (the pool's fail_malloc test hook stands in for malloc failing); a
+ * trim frees only the cached blocks nobody took since the last trim, and the
+ * memory budget is charged for every block allocated until it is freed.
  */
 #include <check.h>
 #include <errno.h>
@@ -14,6 +16,7 @@
 
 #include <ringwire/frame.h>
 
+#include "membudget.h"
 #include "outq.h"
 #include "rw_limits.h"
 
@@ -321,6 +324,52 @@ START_TEST(test_outq_blocks_return_to_pool)
 }
 END_TEST
 
+START_TEST(test_outq_pool_trim_frees_unused)
+{
+    struct rw_mem_budget budget;
+    struct rw_mem_account acct;
+    rw__mem_budget_init(&budget, 0);
+    rw__mem_account_init(&acct, &budget);
+    struct rw_block_pool pool;
+    rw__block_pool_init(&pool, 16);
+    pool.acct = &acct;
+    struct rw_outq q;
+    rw__outq_init(&q);
+    uint8_t *buf = malloc(10 * BLOCK);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, 0, 10 * BLOCK);
+
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 10 * BLOCK), 0);
+    ck_assert_uint_eq(acct.used_bytes, 10 * RW_BLOCK_ALLOC_BYTES);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(pool.free_count, 10);
+    ck_assert_uint_eq(acct.used_bytes, 10 * RW_BLOCK_ALLOC_BYTES); /* cached blocks are held */
+
+    /* The cache was empty at some point since the last trim: every block was needed. */
+    ck_assert_uint_eq(rw__block_pool_trim(&pool, 2, false), 0);
+    ck_assert_uint_eq(pool.free_count, 10);
+    /* Three taken and returned: the other seven stayed unused for the interval. */
+    ck_assert_int_eq(rw__outq_append(&q, &pool, buf, 3 * BLOCK), 0);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(rw__block_pool_trim(&pool, 2, false), 7);
+    ck_assert_uint_eq(pool.free_count, 3);
+    ck_assert_uint_eq(acct.used_bytes, 3 * RW_BLOCK_ALLOC_BYTES);
+    /* An idle interval: all unused, but the floor is kept. */
+    ck_assert_uint_eq(rw__block_pool_trim(&pool, 2, false), 1);
+    ck_assert_uint_eq(pool.free_count, 2);
+    /* Under memory pressure: everything cached goes. */
+    ck_assert_uint_eq(rw__block_pool_trim(&pool, 0, true), 2);
+    ck_assert_uint_eq(pool.free_count, 0);
+    ck_assert_uint_eq(acct.used_bytes, 0);
+    ck_assert_uint_ge(acct.freed_bytes, 10 * RW_BLOCK_ALLOC_BYTES);
+
+    free(buf);
+    rw__block_pool_destroy(&pool);
+    rw__mem_account_destroy(&acct);
+    ck_assert_uint_eq(budget.reserved_bytes, 0);
+}
+END_TEST
+
 START_TEST(test_outq_watermarks)
 {
     const uint64_t high = 1000;
@@ -422,6 +471,7 @@ static Suite *outq_suite(void)
         {"test_outq_gather_bounded_in_order", test_outq_gather_bounded_in_order},
         {"test_outq_partial_consume_random", test_outq_partial_consume_random},
         {"test_outq_blocks_return_to_pool", test_outq_blocks_return_to_pool},
+        {"test_outq_pool_trim_frees_unused", test_outq_pool_trim_frees_unused},
         {"test_outq_watermarks", test_outq_watermarks},
         {"test_outq_enomem_leaves_queue_unchanged", test_outq_enomem_leaves_queue_unchanged},
     };
