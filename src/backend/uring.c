@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "assert.h"
+#include "lazymem.h"
 #include "backend.h"
 #include "rw_limits.h"
 #include "loop.h"
@@ -156,8 +157,10 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     ur->wait_in_poll = rw__under_valgrind();
     ur->buf_count = cfg->buf_count;
     ur->buf_size = cfg->buf_size_bytes;
-    ur->sends = calloc(loop->conn_cap, sizeof(*ur->sends)); /* untouched pages cost nothing */
-    ur->bufs = malloc((size_t)ur->buf_count * ur->buf_size);
+    /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
+    ur->sends = rw__lazy_calloc(loop->conn_cap, sizeof(*ur->sends));
+    /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
+    ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
     if (!ur->sends || !ur->bufs) {
         rc = -ENOMEM;
         goto err_free;
@@ -178,8 +181,8 @@ static int ur_init(struct rw_loop *loop, void **out_be)
 err_ring:
     io_uring_queue_exit(&ur->ring);
 err_free:
-    free(ur->bufs);
-    free(ur->sends);
+    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
+    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
     free(ur);
     return rc;
 }
@@ -189,8 +192,8 @@ static void ur_destroy(void *be)
     struct ur_backend *ur = be;
     rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
-    free(ur->bufs);
-    free(ur->sends);
+    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
+    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
     free(ur);
 }
 

@@ -25,6 +25,7 @@
 #include <ringwire/handler.h>
 
 #include "assert.h"
+#include "lazymem.h"
 #include "backend/backend.h"
 #include "rw_limits.h"
 #include "log.h"
@@ -879,12 +880,12 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
 
     int rc = -ENOMEM;
     /*
-     * Every worker may hold all --max-conns connections, so each gets a table that large; calloc
-     * maps it zeroed and untouched (a zeroed slot is FREE), and slots are initialised on first
+     * Every worker may hold all --max-conns connections, so each gets a table that large, mapped
+     * zeroed and untouched (lazymem.h; a zeroed slot is FREE), and slots are initialised on first
      * use, so resident memory follows the connections seen, not --max-conns x --threads.
      */
-    loop->conns = calloc(loop->conn_cap, sizeof(*loop->conns));
-    loop->free_slots = calloc(loop->conn_cap, sizeof(*loop->free_slots));
+    loop->conns = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->conns));
+    loop->free_slots = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->free_slots));
     if (!loop->conns || !loop->free_slots)
         goto err_free_table;
     loop->conn_hw = 0;
@@ -913,8 +914,8 @@ err_wheel:
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);
 err_free_table:
-    free(loop->conns);
-    free(loop->free_slots);
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
     return rc;
 }
 
@@ -926,6 +927,6 @@ void rw__loop_destroy(struct rw_loop *loop)
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);
-    free(loop->conns);
-    free(loop->free_slots);
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
 }
