@@ -171,7 +171,8 @@ int rw__proxy_parse(const uint8_t *buf, size_t len, struct rw_proxy_info *out)
 const char *rw__proxy_addr_text(const struct rw_proxy_addr *a, char *buf, size_t n)
 {
     RW_ASSERT(a != NULL);
-    RW_ASSERT(n >= 64);
+    RW_ASSERT(buf != NULL);
+    RW_ASSERT(n > 0);
     char host[INET6_ADDRSTRLEN] = "?";
     if (a->family == AF_INET6) {
         inet_ntop(AF_INET6, a->addr, host, sizeof(host));

@@ -45,7 +45,7 @@ struct rw_proxy_info {
  */
 int rw__proxy_parse(const uint8_t *buf, size_t len, struct rw_proxy_info *out);
 
-/* a as "203.0.113.9:51234" or "[2001:db8::1]:443" in buf (n >= 64), returned. */
+/* a as "203.0.113.9:51234" or "[2001:db8::1]:443" ("?" for none) in buf (n bytes), returned. */
 const char *rw__proxy_addr_text(const struct rw_proxy_addr *a, char *buf, size_t n);
 
 #endif
