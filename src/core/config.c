@@ -21,6 +21,7 @@
 
 #include "assert.h"
 #include "conn.h"
+#include "cpus.h"
 #include "rw_limits.h"
 
 /*
@@ -312,7 +313,9 @@ void rw__config_defaults(struct rw_config *cfg)
     snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", "127.0.0.1:7000");
     int rc = rw__parse_listen(cfg->listen_text, &cfg->listen_addr, &cfg->listen_addr_len);
     RW_ASSERT(rc == 0);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed; /* the CPUs we may run on (taskset, CPUAffinity=), not all online */
+    int n_allowed = rw__cpus_allowed(&allowed);
+    long cpus = n_allowed > 0 ? n_allowed : CPU_COUNT(&allowed);
     if (cpus < 1)
         cpus = 1;
     if (cpus > (long)RW_THREADS_MAX)
@@ -477,6 +480,13 @@ static int set_cpu_affinity(struct rw_config *cfg, const struct opt_ctx *o)
 {
     (void)o;
     cfg->cpu_affinity = true;
+    return 0;
+}
+
+static int set_proxy_protocol(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->proxy_protocol = true;
     return 0;
 }
 
@@ -726,6 +736,7 @@ static const struct opt_def opt_defs[] = {
     {"--max-frame", NULL, true, set_max_frame},
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
+    {"--proxy-protocol", NULL, false, set_proxy_protocol},
     {"--write-buffer", NULL, true, set_write_buffer},
     {"--max-memory", NULL, true, set_max_memory},
     {"--drain-timeout", NULL, true, set_drain_timeout},
@@ -859,8 +870,10 @@ void rw__config_usage(FILE *out)
             "                              for all; port 0 picks a free port\n"
             "                              [127.0.0.1:7000]\n"
             "  --threads N                 worker threads, each with its own loop and\n"
-            "                              SO_REUSEPORT listener, 1 to %u [online CPUs]\n"
-            "  --cpu-affinity              pin worker i to CPU i [off]\n"
+            "                              SO_REUSEPORT listener, 1 to %u [the CPUs\n"
+            "                              this process may run on: its affinity mask]\n"
+            "  --cpu-affinity              pin worker i to the i-th CPU of that mask\n"
+            "                              (wrapping) [off]\n"
             "  --idle-timeout DUR          close a connection that received and sent\n"
             "                              nothing for DUR; 0 disables [60s]\n"
             "  --frame-timeout DUR         a frame once started must complete within\n"
@@ -882,6 +895,11 @@ void rw__config_usage(FILE *out)
             "                              soft RLIMIT_NOFILE is raised to fit [10000]\n"
             "  --backlog N                 listen backlog, clamped by\n"
             "                              net.core.somaxconn with a warning [4096]\n"
+            "  --proxy-protocol            each connection starts with a PROXY protocol\n"
+            "                              v1 or v2 header (HAProxy send-proxy[-v2]),\n"
+            "                              within --frame-timeout; logs name the client\n"
+            "                              it gives; one without a valid header is\n"
+            "                              closed (closed_proxy) [off]\n"
             "  --write-buffer SIZE         replies queued per connection before the\n"
             "                              server stops reading from it, until they\n"
             "                              drain below half; 1 to 1G [4M]\n"

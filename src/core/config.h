@@ -23,8 +23,8 @@ struct rw_config {
     char listen_text[256];               /* as given, e.g. "[::1]:7000" */
     struct sockaddr_storage listen_addr; /* resolved numeric address */
     socklen_t listen_addr_len;
-    uint32_t threads;             /* >= 1; default: online CPUs */
-    bool cpu_affinity;            /* --cpu-affinity: pin worker i to CPU i */
+    uint32_t threads;             /* >= 1; default: the CPUs of our affinity mask */
+    bool cpu_affinity;            /* --cpu-affinity: pin worker i to the mask's i-th CPU */
     uint64_t idle_timeout_ms;     /* 0 disables */
     uint64_t frame_timeout_ms;    /* --frame-timeout: a started frame must complete; 0 disables */
     uint32_t tcp_user_timeout_ms; /* --tcp-user-timeout: TCP_USER_TIMEOUT; 0 = kernel default */
@@ -34,6 +34,7 @@ struct rw_config {
     uint32_t max_frame_bytes;     /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
     uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
     uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
+    bool proxy_protocol;          /* --proxy-protocol: a PROXY v1/v2 header starts each conn */
     uint64_t write_buffer_bytes;  /* >= 1 */
     uint64_t max_memory_bytes;    /* --max-memory: reassembly + output, all workers; 0 = no limit */
     uint64_t drain_timeout_ms;

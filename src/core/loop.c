@@ -60,6 +60,10 @@ static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *
         uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
         deadline = frame_deadline < deadline ? frame_deadline : deadline;
     }
+    /* --proxy-protocol: the header, awaited since accept, is held to --frame-timeout too. */
+    if (cfg->frame_timeout_ms && (c->flags & RW_CONN_PROXY_WAIT) &&
+        c->frame_started_ms + cfg->frame_timeout_ms < deadline)
+        deadline = c->frame_started_ms + cfg->frame_timeout_ms;
     /* The linger for the peer's FIN starts after our FIN: while replies drain, only the
      * ordinary timeouts apply, however slowly the peer reads. */
     if ((c->flags & RW_CONN_PROTO_ERROR) && (c->flags & RW_CONN_WR_SHUT) &&
@@ -138,6 +142,9 @@ static void conn_release(struct rw_conn *c)
     RW_ASSERT(c->be.inflight == 0);
     rw__outq_clear(&c->outq, &loop->pool);
     conn_reasm_reset(c);
+    free(c->proxy_buf); /* a PROXY header cut short */
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
     c->fd = -1;
     c->state = RW_CONN_FREE;
     /* A slot still on the dirty list keeps its DIRTY bit so it is never linked twice. */
@@ -384,6 +391,11 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     c->last_active_ms = loop_now(loop);
     c->frame_started_ms = 0;
     c->linger_until_ms = 0;
+    memset(&c->client, 0, sizeof(c->client));
+    if (loop->cfg->proxy_protocol) {
+        c->flags |= RW_CONN_PROXY_WAIT;
+        c->frame_started_ms = c->last_active_ms; /* the header's deadline counts from here */
+    }
     rw__timer_init(&c->timer);
     memset(&c->reasm, 0, sizeof(c->reasm));
     rw__outq_init(&c->outq);
@@ -424,6 +436,61 @@ void rw__loop_on_wake(struct rw_loop *loop)
     (void)loop; /* the run loop reads shared->stop */
 }
 
+/* ---- PROXY protocol header (--proxy-protocol) ---- */
+
+/*
+ * Feed data[0..len) to c's awaited PROXY header. Returns how many of these bytes the header
+ * took (len while it is incomplete; the rest of the chunk is frames), or -1 after closing c
+ * for a bad header. A header split across reads is held in c->proxy_buf, at most
+ * RW_PROXY_MAX_BYTES (the parser decides before that); one in a single read costs no copy.
+ */
+static ssize_t conn_proxy_header(struct rw_conn *c, const uint8_t *data, size_t len)
+{
+    char peer[RW_PEER_TEXT_MAX], via[RW_PEER_TEXT_MAX];
+    size_t held = c->proxy_len;
+    const uint8_t *buf = data;
+    size_t have = len;
+    if (held > 0) {
+        size_t take = len < RW_PROXY_MAX_BYTES - held ? len : RW_PROXY_MAX_BYTES - held;
+        memcpy(c->proxy_buf + held, data, take);
+        buf = c->proxy_buf;
+        have = held + take;
+    }
+    struct rw_proxy_info info;
+    int rc = rw__proxy_parse(buf, have, &info);
+    if (rc == 0) {
+        RW_ASSERT(have < RW_PROXY_MAX_BYTES); /* so every byte of data was taken */
+        if (held == 0) {
+            c->proxy_buf = malloc(RW_PROXY_MAX_BYTES);
+            if (!c->proxy_buf) {
+                RW_WARN("conn %u (%s): out of memory holding a PROXY header; closing", c->index,
+                        rw__conn_peer(c, peer, sizeof(peer)));
+                conn_close(c, RW_STAT_CLOSED_ERROR);
+                return -1;
+            }
+            memcpy(c->proxy_buf, data, len);
+        }
+        c->proxy_len = (uint16_t)have;
+        return (ssize_t)len;
+    }
+    free(c->proxy_buf);
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
+    if (rc < 0) {
+        RW_DEBUG("conn %u (%s): no valid PROXY header (%s); closing", c->index,
+                 rw__conn_peer(c, peer, sizeof(peer)), strerror(-rc));
+        conn_close(c, RW_STAT_CLOSED_PROXY);
+        return -1;
+    }
+    RW_ASSERT((size_t)rc > held);
+    c->flags &= (uint16_t)~RW_CONN_PROXY_WAIT;
+    c->client = info.src; /* family 0 (LOCAL, UNKNOWN, AF_UNIX): the socket's peer stands */
+    RW_DEBUG("conn %u (%s): PROXY v%u %s via %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             info.version, info.local ? "LOCAL" : "client",
+             rw__conn_sock_peer(c, via, sizeof(via)));
+    return (ssize_t)((size_t)rc - held);
+}
+
 static int deliver_frame(void *ctx, const uint8_t *payload, uint32_t len)
 {
     struct rw_conn *c = ctx;
@@ -442,6 +509,14 @@ void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
     c->last_active_ms = loop_now(loop);
     if (c->flags & RW_CONN_PROTO_ERROR)
         return; /* lingering for the peer's FIN: discard */
+    if (c->flags & RW_CONN_PROXY_WAIT) {
+        /* --proxy-protocol: the header first; what follows it in this chunk is frames. */
+        ssize_t took = conn_proxy_header(c, data, len);
+        if (took < 0 || (size_t)took == len)
+            return;
+        data += took;
+        len -= (size_t)took;
+    }
 
     uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
@@ -558,12 +633,16 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
     enum rw_stat reason = RW_STAT_REAPED_IDLE;
     if (c->flags & RW_CONN_PROTO_ERROR)
         reason = NO_REASON; /* already counted as a protocol error */
+    else if (c->flags & RW_CONN_PROXY_WAIT)
+        reason = RW_STAT_CLOSED_PROXY; /* no PROXY header in time */
     else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
              c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
         reason = RW_STAT_REAPED_FRAME_TIMEOUT;
     char peer[RW_PEER_TEXT_MAX];
     RW_DEBUG("conn %u (%s): %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
-             reason == RW_STAT_REAPED_IDLE ? "idle timeout" : "deadline passed");
+             reason == RW_STAT_CLOSED_PROXY  ? "no PROXY header in time"
+             : reason == RW_STAT_REAPED_IDLE ? "idle timeout"
+                                             : "deadline passed");
     conn_close(c, reason);
 }
 

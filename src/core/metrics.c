@@ -70,6 +70,8 @@ static const char *help_text(enum rw_stat k)
         return "Connections the kernel had closed without a completion saying so (sweep).";
     case RW_STAT_CLOSED_MEMORY:
         return "Connections closed because --max-memory was reached.";
+    case RW_STAT_CLOSED_PROXY:
+        return "Connections closed for a missing, bad or late PROXY protocol header.";
     case RW_STAT_FRAMES_IN:
         return "Frames received.";
     case RW_STAT_FRAMES_OUT:

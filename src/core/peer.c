@@ -11,6 +11,14 @@
 const char *rw__conn_peer(const struct rw_conn *c, char *buf, size_t n)
 {
     RW_ASSERT(c != NULL);
+    if (c->client.family != 0)
+        return rw__proxy_addr_text(&c->client, buf, n);
+    return rw__conn_sock_peer(c, buf, n);
+}
+
+const char *rw__conn_sock_peer(const struct rw_conn *c, char *buf, size_t n)
+{
+    RW_ASSERT(c != NULL);
     RW_ASSERT(buf != NULL);
     RW_ASSERT(n > 0);
     struct sockaddr_storage ss;

@@ -19,6 +19,7 @@
 
 #include "assert.h"
 #include "backend/backend.h"
+#include "cpus.h"
 #include "rw_limits.h"
 #include "listener.h"
 #include "log.h"
@@ -53,15 +54,24 @@ struct server {
     struct rw_stats_meta meta; /* version, serving backend, start time: JSON and metrics */
 };
 
+/*
+ * Worker i runs on the i-th CPU of the mask it inherited from the main thread (taskset -c 4-7:
+ * worker 0 on CPU 4), wrapping: pinning to CPU i outside the mask would fail with EINVAL, or
+ * crowd workers onto CPUs the operator kept for something else.
+ */
 static void pin_to_cpu(int worker_id)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed;
+    int count = rw__cpus_allowed(&allowed);
+    if (count < 0)
+        count = CPU_COUNT(&allowed);
+    int cpu = rw__cpus_nth(&allowed, count, (unsigned)worker_id);
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET((size_t)(worker_id % (cpus > 0 ? cpus : 1)), &set);
+    CPU_SET((size_t)cpu, &set);
     int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     if (rc != 0)
-        RW_WARN("--cpu-affinity: %s", strerror(rc));
+        RW_WARN("--cpu-affinity: CPU %d: %s", cpu, strerror(rc));
 }
 
 static void report_init(struct worker *w, int rc)

@@ -23,6 +23,7 @@
     X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
     X(CLOSED_ERROR, "closed_error")                                                                \
     X(CLOSED_MEMORY, "closed_memory")                                                              \
+    X(CLOSED_PROXY, "closed_proxy")                                                                \
     X(FRAMES_IN, "frames_in")                                                                      \
     X(FRAMES_OUT, "frames_out")                                                                    \
     X(BYTES_IN, "bytes_in")                                                                        \

@@ -44,6 +44,9 @@ struct h_opts {
                                 as `ip netns exec NAME` would); NULL: the test's own */
     const char *const *env;  /* environment changes for the server, NULL-terminated:
                                 "NAME=value" sets, "NAME" unsets; may be NULL */
+    uint64_t cpu_mask;       /* CPU affinity for the server (bit i: CPU i), set in the child
+                                before exec as taskset would; 0 leaves it alone */
+    bool no_threads;         /* do not pass RW_THREADS' --threads: the server picks its default */
 };
 
 /* Process setup for every test program: ignore SIGPIPE, alarm(seconds), raise our fd limit. */

@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +127,9 @@ START_TEST(test_config_defaults)
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
     ck_assert_str_eq(cfg.listen_text, "127.0.0.1:7000");
     assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "127.0.0.1", 7000);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed; /* the CPUs this process may run on, not every online one */
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+    long cpus = CPU_COUNT(&allowed);
     uint32_t want = cpus < 1 ? 1 : cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus;
     ck_assert_uint_eq(cfg.threads, want);
     ck_assert_uint_ge(cfg.threads, 1);
@@ -254,9 +257,48 @@ START_TEST(test_config_later_option_wins)
 }
 END_TEST
 
+/* `taskset -c N ringwire` starts one worker, however many CPUs are online. */
+START_TEST(test_config_default_threads_follow_affinity)
+{
+    cpu_set_t saved;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    int first = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE && first < 0; cpu++)
+        if (CPU_ISSET(cpu, &saved))
+            first = cpu;
+    ck_assert_int_ge(first, 0);
+    if (CPU_COUNT(&saved) < 2)
+        fprintf(stderr, "test_config_default_threads_follow_affinity: already on one CPU; "
+                        "the restriction changes nothing here\n");
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+    struct rw_config cfg;
+    rw__config_defaults(&cfg);
+    uint32_t threads = cfg.threads;
+    int parsed = PARSE(&cfg, NULL);
+    uint32_t parsed_threads = cfg.threads;
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0); /* restore first */
+    ck_assert_uint_eq(threads, 1);
+    ck_assert_int_eq(parsed, 0);
+    ck_assert_uint_eq(parsed_threads, 1);
+    /* And the whole mask again: as many as it holds. */
+    rw__config_defaults(&cfg);
+    long cpus = CPU_COUNT(&saved);
+    ck_assert_uint_eq(cfg.threads, cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus);
+}
+END_TEST
+
 START_TEST(test_config_flags)
 {
     struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--proxy-protocol"), 0);
+    ck_assert(cfg.proxy_protocol);
+    ck_assert_int_eq(PARSE(&cfg, NULL), 0);
+    ck_assert(!cfg.proxy_protocol);
+    ck_assert_int_eq(PARSE(&cfg, "--proxy-protocol=1"), -EINVAL);
+    ck_assert_str_eq(err, "--proxy-protocol: takes no value");
     ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity"), 0);
     ck_assert(cfg.cpu_affinity);
     ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
@@ -814,6 +856,7 @@ START_TEST(test_config_usage)
         "--max-frame",
         "--max-conns",
         "--backlog",
+        "--proxy-protocol",
         "--write-buffer",
         "--max-memory",
         "--drain-timeout",
@@ -977,6 +1020,8 @@ static Suite *config_suite(void)
         {"test_config_every_option_both_forms", test_config_every_option_both_forms},
         {"test_config_many_options_together", test_config_many_options_together},
         {"test_config_later_option_wins", test_config_later_option_wins},
+        {"test_config_default_threads_follow_affinity",
+         test_config_default_threads_follow_affinity},
         {"test_config_flags", test_config_flags},
         {"test_config_sizes", test_config_sizes},
         {"test_config_durations", test_config_durations},
