@@ -677,6 +677,8 @@ def cmd_bench(a):
            "- mitigations: " + "; ".join(f"{k}: {v}" for k, v in info["mitigations"].items()), ""]
     with open(os.path.join(out, "latest.md"), "w") as f:
         f.write("\n".join(md))
+    if not meta["short"] and os.path.abspath(out) == os.path.join(root, "benchmarks", "results"):
+        write_readme_results(root, info, servers, base, head, summary)
     # Console: the headline and every verdict.
     print()
     for cid, cs in summary.items():
@@ -689,6 +691,40 @@ def cmd_bench(a):
     for x in anomalies:
         print("  anomaly:", x)
     print(f"\nwrote {os.path.join(out, 'latest.md')}, latest.json, latest-*.png")
+
+
+README_BEGIN = "<!-- results:begin (written by benchmarks/report.py; do not edit by hand) -->"
+README_END = "<!-- results:end -->"
+
+
+def write_readme_results(root, info, servers, base, head, summary):
+    """The README's Results: the headline and the targets of this run, between the markers."""
+    path = os.path.join(root, "README.md")
+    try:
+        text = open(path).read()
+    except OSError:
+        return
+    if README_BEGIN not in text or README_END not in text:
+        print("report.py: README.md has no results markers; not updated")
+        return
+    body = [README_BEGIN, "",
+            f"From `benchmarks/run` ({info['mode']}, {info['wire']}) on {info['date']}, commit "
+            f"{info['commit'][:12]}: kernel {info['kernel']}, {info['cpu']} × {info['cpu_cores']};"
+            f" server 1 worker ({info['server_pinning']}), client {info['client_pinning']}; "
+            f"{info['rounds']} interleaved rounds per cell, medians, ratios to {base} with 95% "
+            "bootstrap confidence intervals; **no difference** where the interval contains 1.0. "
+            "Every cell, the latency sweep, syscalls and the machine: "
+            "[benchmarks/results/latest.md](benchmarks/results/latest.md).", ""]
+    if head:
+        body += [md_table(["cell", "metric"] + servers +
+                          [f"{s}/{base} [95% CI]" for s in servers if s != base], head), ""]
+    body += ["![ratio per cell with 95% CI](benchmarks/results/latest-ratio.png)", "",
+             md_table(["target", "measured", "status"], targets_new(summary)), "", README_END]
+    start = text.index(README_BEGIN)
+    end = text.index(README_END) + len(README_END)
+    with open(path, "w") as f:
+        f.write(text[:start] + "\n".join(body) + text[end:])
+    print("report.py: README.md Results updated")
 
 
 def cmd_compare(a):

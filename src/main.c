@@ -21,6 +21,7 @@ int main(int argc, char **argv)
     switch (cfg.action) {
     case RW_ACTION_HELP:
         rw__config_usage(stdout);
+        rw__config_usage_nofile(&cfg, stdout);
         return 0;
     case RW_ACTION_VERSION:
         printf("ringwire %s\nbackends: uring epoll (chosen at run time with --backend)\n",
@@ -34,5 +35,6 @@ int main(int argc, char **argv)
         break;
     }
     rw__log_set_level(cfg.log_level);
+    rw__log_set_format(cfg.log_format, cfg.log_timestamps);
     return rw__server_run(&cfg, &rw_echo_handler);
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "assert.h"
+#include "lazymem.h"
 #include "backend.h"
 #include "rw_limits.h"
 #include "loop.h"
@@ -211,9 +212,11 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     ur->wait_in_poll = rw__under_valgrind();
     ur->buf_count = cfg->buf_count;
     ur->buf_size = cfg->buf_size_bytes;
-    ur->sends = calloc(loop->conn_cap, sizeof(*ur->sends)); /* untouched pages cost nothing */
-    ur->bufs = malloc((size_t)ur->buf_count * ur->buf_size);
-    ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state));
+    /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
+    ur->sends = rw__lazy_calloc(loop->conn_cap, sizeof(*ur->sends));
+    /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
+    ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
+    ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state)); /* 8 bytes a buffer */
     ur->features = cfg->uring_features;
     if (!ur->sends || !ur->bufs || !ur->buf_state) {
         rc = -ENOMEM;
@@ -264,9 +267,9 @@ static int ur_init(struct rw_loop *loop, void **out_be)
 err_ring:
     io_uring_queue_exit(&ur->ring);
 err_free:
-    free(ur->bufs);
+    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
+    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
     free(ur->buf_state);
-    free(ur->sends);
     free(ur);
     return rc;
 }
@@ -276,9 +279,9 @@ static void ur_destroy(void *be)
     struct ur_backend *ur = be;
     rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
-    free(ur->bufs);
+    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
+    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
     free(ur->buf_state);
-    free(ur->sends);
     free(ur);
 }
 

@@ -11,15 +11,18 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "assert.h"
 #include "backend/uring_features.h"
 #include "conn.h"
+#include "cpus.h"
 #include "rw_limits.h"
 
 /*
@@ -181,11 +184,47 @@ static int split_host_port(const char *text, char *host, size_t host_bytes, cons
     return 0;
 }
 
-/* rw__parse_listen, with a reason for the error message. No DNS: inet_pton only. */
-static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len,
-                        const char **why)
+/*
+ * The scope id after '%' in "[fe80::1%eth0]:7000": an interface name, or its
+ * index as a number (what getaddrinfo accepts, RFC 4007). An unknown name is
+ * an error naming it, written into why_buf.
+ */
+static int parse_scope_id(const char *zone, uint32_t *scope_id, const char **why, char *why_buf,
+                          size_t why_bytes)
 {
-    char host[INET6_ADDRSTRLEN];
+    if (*zone == '\0') {
+        *why = "no interface after '%' (e.g. [fe80::1%eth0]:7000)";
+        return -EINVAL;
+    }
+    const char *end;
+    uint64_t v = 0;
+    if (parse_u64(zone, &end, &v) == 0 && *end == '\0') {
+        if (v > UINT32_MAX) {
+            *why = "the interface index after '%' is too large";
+            return -EINVAL;
+        }
+        *scope_id = (uint32_t)v;
+        return 0;
+    }
+    unsigned index = if_nametoindex(zone);
+    if (index == 0) {
+        snprintf(why_buf, why_bytes, "no interface '%s'", zone);
+        *why = why_buf;
+        return -EINVAL;
+    }
+    *scope_id = index;
+    return 0;
+}
+
+/*
+ * rw__parse_listen, with a reason for the error message (in why, which may
+ * point into why_buf). No DNS: inet_pton only, plus if_nametoindex for an
+ * IPv6 scope id.
+ */
+static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len,
+                        const char **why, char *why_buf, size_t why_bytes)
+{
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE]; /* both sizes count a NUL: one is the '%' */
     const char *port_text;
     bool v6;
     uint16_t port;
@@ -199,6 +238,13 @@ static int parse_listen(const char *text, struct sockaddr_storage *addr, socklen
     memset(&ss, 0, sizeof(ss));
     if (v6) {
         struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
+        char *zone = strchr(host, '%');
+        if (zone != NULL) {
+            *zone++ = '\0';
+            rc = parse_scope_id(zone, &a6->sin6_scope_id, why, why_buf, why_bytes);
+            if (rc < 0)
+                return rc;
+        }
         if (inet_pton(AF_INET6, host, &a6->sin6_addr) != 1) {
             *why = "not a numeric IPv6 address";
             return -EINVAL;
@@ -226,7 +272,8 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
     RW_ASSERT(addr != NULL);
     RW_ASSERT(addr_len != NULL);
     const char *why;
-    return parse_listen(text, addr, addr_len, &why);
+    char why_buf[64];
+    return parse_listen(text, addr, addr_len, &why, why_buf, sizeof(why_buf));
 }
 
 uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes)
@@ -267,7 +314,9 @@ void rw__config_defaults(struct rw_config *cfg)
     snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", "127.0.0.1:7000");
     int rc = rw__parse_listen(cfg->listen_text, &cfg->listen_addr, &cfg->listen_addr_len);
     RW_ASSERT(rc == 0);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed; /* the CPUs we may run on (taskset, CPUAffinity=), not all online */
+    int n_allowed = rw__cpus_allowed(&allowed);
+    long cpus = n_allowed > 0 ? n_allowed : CPU_COUNT(&allowed);
     if (cpus < 1)
         cpus = 1;
     if (cpus > (long)RW_THREADS_MAX)
@@ -436,6 +485,13 @@ static int set_cpu_affinity(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
+static int set_proxy_protocol(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->proxy_protocol = true;
+    return 0;
+}
+
 static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
 {
     /* Indexed by enum rw_backend_kind. */
@@ -452,10 +508,11 @@ static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
 static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
 {
     const char *why = "too long";
+    char why_buf[64];
     struct sockaddr_storage addr;
     socklen_t addr_len;
     if (strlen(o->value) >= sizeof(cfg->listen_text) ||
-        parse_listen(o->value, &addr, &addr_len, &why) < 0)
+        parse_listen(o->value, &addr, &addr_len, &why, why_buf, sizeof(why_buf)) < 0)
         return fail(o, "bad address '%s': %s", o->value, why);
     snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", o->value);
     cfg->listen_addr = addr;
@@ -609,6 +666,36 @@ static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+static int set_log_format(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    /* Indexed by enum rw_log_format. */
+    static const char *const names[] = {"auto", "plain", "journal"};
+    _Static_assert(RW_LOG_FORMAT_AUTO == 0 && RW_LOG_FORMAT_PLAIN == 1 &&
+                       RW_LOG_FORMAT_JOURNAL == 2,
+                   "names[] follows enum rw_log_format");
+    size_t i = 0;
+    int rc = opt_choice(o, names, 3, "auto, plain or journal", &i);
+    if (rc == 0)
+        cfg->log_format = (enum rw_log_format)i;
+    return rc;
+}
+
+static int set_log_timestamps(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->log_timestamps = true;
+    return 0;
+}
+
+static int set_metrics(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    if (rw__parse_listen(o->value, &cfg->metrics_addr, &cfg->metrics_addr_len) < 0)
+        return fail(o, "bad address '%s' (numeric HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)",
+                    o->value);
+    cfg->metrics = true;
+    return 0;
+}
+
 static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
@@ -659,12 +746,16 @@ static const struct opt_def opt_defs[] = {
     {"--max-frame", NULL, true, set_max_frame},
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
+    {"--proxy-protocol", NULL, false, set_proxy_protocol},
     {"--write-buffer", NULL, true, set_write_buffer},
     {"--max-memory", NULL, true, set_max_memory},
     {"--drain-timeout", NULL, true, set_drain_timeout},
     {"--stats-interval", NULL, true, set_stats_interval},
     {"--stats-json", NULL, true, set_stats_json},
+    {"--metrics", NULL, true, set_metrics},
     {"--log-level", NULL, true, set_log_level},
+    {"--log-format", NULL, true, set_log_format},
+    {"--log-timestamps", NULL, false, set_log_timestamps},
     {"--buf-count", NULL, true, set_buf_count},
     {"--buf-size", NULL, true, set_buf_size},
     {"--uring-features", NULL, true, set_uring_features},
@@ -785,12 +876,15 @@ void rw__config_usage(FILE *out)
             "                              epoll, and logs why; uring fails if a\n"
             "                              feature is missing [auto]\n"
             "  --listen HOST:PORT          numeric address to listen on (no DNS); IPv6\n"
-            "                              in brackets, e.g. [::1]:7000; 0.0.0.0 or [::]\n"
+            "                              in brackets, e.g. [::1]:7000, with a scope\n"
+            "                              id as [fe80::1%%eth0]:7000; 0.0.0.0 or [::]\n"
             "                              for all; port 0 picks a free port\n"
             "                              [127.0.0.1:7000]\n"
             "  --threads N                 worker threads, each with its own loop and\n"
-            "                              SO_REUSEPORT listener, 1 to %u [online CPUs]\n"
-            "  --cpu-affinity              pin worker i to CPU i [off]\n"
+            "                              SO_REUSEPORT listener, 1 to %u [the CPUs\n"
+            "                              this process may run on: its affinity mask]\n"
+            "  --cpu-affinity              pin worker i to the i-th CPU of that mask\n"
+            "                              (wrapping) [off]\n"
             "  --idle-timeout DUR          close a connection that received and sent\n"
             "                              nothing for DUR; 0 disables [60s]\n"
             "  --frame-timeout DUR         a frame once started must complete within\n"
@@ -808,9 +902,15 @@ void rw__config_usage(FILE *out)
             "                              frames before it are answered; 0 allows only\n"
             "                              empty frames [1M]\n"
             "  --max-conns N               open connections at most (whole process);\n"
-            "                              more are closed at once and counted [10000]\n"
+            "                              more are closed at once and counted; the\n"
+            "                              soft RLIMIT_NOFILE is raised to fit [10000]\n"
             "  --backlog N                 listen backlog, clamped by\n"
             "                              net.core.somaxconn with a warning [4096]\n"
+            "  --proxy-protocol            each connection starts with a PROXY protocol\n"
+            "                              v1 or v2 header (HAProxy send-proxy[-v2]),\n"
+            "                              within --frame-timeout; logs name the client\n"
+            "                              it gives; one without a valid header is\n"
+            "                              closed (closed_proxy) [off]\n"
             "  --write-buffer SIZE         replies queued per connection before the\n"
             "                              server stops reading from it, until they\n"
             "                              drain below half; 1 to 1G [4M]\n"
@@ -823,9 +923,19 @@ void rw__config_usage(FILE *out)
             "                              in-flight work before closing by force [10s]\n"
             "  --stats-interval DUR        print one line of counters every DUR;\n"
             "                              0 disables [0]\n"
-            "  --stats-json FILE           also write the counters as JSON to FILE [none]\n"
+            "  --stats-json FILE           also write the counters as JSON to FILE, with\n"
+            "                              version, backend, uptime and a timestamp [none]\n"
+            "  --metrics HOST:PORT         serve the counters to Prometheus over HTTP at\n"
+            "                              http://HOST:PORT/metrics (numeric address;\n"
+            "                              port 0 picks a free one, logged) [off]\n"
             "  --log-level LEVEL           stderr verbosity: error, warn, info or debug\n"
             "                              [info]\n"
+            "  --log-format FORMAT         plain, or journal: each line starts with its\n"
+            "                              syslog priority (<3> error, <4> warn, <6> info,\n"
+            "                              <7> debug); auto is journal when stderr is the\n"
+            "                              systemd journal (JOURNAL_STREAM) [auto]\n"
+            "  --log-timestamps            start each line with the local time,\n"
+            "                              RFC 3339 with milliseconds [off]\n"
             "  --buf-count N               uring: provided receive buffers per worker,\n"
             "                              a power of two up to %u [%u]\n"
             "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"
@@ -850,6 +960,7 @@ void rw__config_usage(FILE *out)
             "                   received, flush replies, close connections and exit 0\n"
             "                   (closing by force after --drain-timeout)\n"
             "  SIGUSR1          print the counters\n"
+            "  SIGHUP           ignored (logged; there are no log files to reopen)\n"
             "  SIGPIPE          ignored\n"
             "\n"
             "Exit status:\n"
@@ -862,4 +973,49 @@ void rw__config_usage(FILE *out)
             RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
             size_text(RW_URING_BUF_SIZE_MAX, buf_size_max, sizeof(buf_size_max)),
             size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)));
+}
+
+uint64_t rw__nofile_needed(const struct rw_config *cfg)
+{
+    RW_ASSERT(cfg != NULL);
+    RW_ASSERT(cfg->threads >= 1);
+    RW_ASSERT(cfg->threads <= RW_THREADS_MAX);
+    return (uint64_t)cfg->max_conns +
+           (uint64_t)cfg->threads * (RW_NOFILE_PER_WORKER + RW_NOFILE_WORKER_SLACK) +
+           RW_NOFILE_PROCESS_SLACK;
+}
+
+static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)
+{
+    if (v == RLIM_INFINITY)
+        snprintf(buf, buf_bytes, "unlimited");
+    else
+        snprintf(buf, buf_bytes, "%llu", (unsigned long long)v);
+    return buf;
+}
+
+void rw__config_usage_nofile(const struct rw_config *cfg, FILE *out)
+{
+    RW_ASSERT(cfg != NULL);
+    RW_ASSERT(out != NULL);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return;
+    char soft[24], hard[24];
+    uint64_t need = rw__nofile_needed(cfg);
+    fprintf(out,
+            "\nDescriptors: this process may open %s (RLIMIT_NOFILE soft limit, hard %s);\n"
+            "--max-conns %u with --threads %u needs about %llu",
+            rlim_text(rl.rlim_cur, soft, sizeof(soft)), rlim_text(rl.rlim_max, hard, sizeof(hard)),
+            cfg->max_conns, cfg->threads, (unsigned long long)need);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        fprintf(out, ".\n");
+    else if (rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= need)
+        fprintf(out, "; at start the soft limit is\nraised to that.\n");
+    else
+        fprintf(out,
+                ", more than the hard\nlimit: at start the soft limit is raised to %s and a "
+                "warning says so;\nraise the hard limit (ulimit -Hn, LimitNOFILE=) or lower "
+                "--max-conns.\n",
+                hard);
 }

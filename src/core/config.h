@@ -23,8 +23,8 @@ struct rw_config {
     char listen_text[256];               /* as given, e.g. "[::1]:7000" */
     struct sockaddr_storage listen_addr; /* resolved numeric address */
     socklen_t listen_addr_len;
-    uint32_t threads;             /* >= 1; default: online CPUs */
-    bool cpu_affinity;            /* --cpu-affinity: pin worker i to CPU i */
+    uint32_t threads;             /* >= 1; default: the CPUs of our affinity mask */
+    bool cpu_affinity;            /* --cpu-affinity: pin worker i to the mask's i-th CPU */
     uint64_t idle_timeout_ms;     /* 0 disables */
     uint64_t frame_timeout_ms;    /* --frame-timeout: a started frame must complete; 0 disables */
     uint32_t tcp_user_timeout_ms; /* --tcp-user-timeout: TCP_USER_TIMEOUT; 0 = kernel default */
@@ -34,12 +34,18 @@ struct rw_config {
     uint32_t max_frame_bytes;     /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
     uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
     uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
+    bool proxy_protocol;          /* --proxy-protocol: a PROXY v1/v2 header starts each conn */
     uint64_t write_buffer_bytes;  /* >= 1 */
     uint64_t max_memory_bytes;    /* --max-memory: reassembly + output, all workers; 0 = no limit */
     uint64_t drain_timeout_ms;
     uint64_t stats_interval_ms;  /* 0 disables */
     const char *stats_json_path; /* --stats-json FILE, NULL if unset (points into argv) */
     enum rw_log_level log_level;
+    enum rw_log_format log_format;        /* --log-format auto|plain|journal */
+    bool log_timestamps;                  /* --log-timestamps */
+    bool metrics;                         /* --metrics given */
+    struct sockaddr_storage metrics_addr; /* --metrics HOST:PORT (numeric) */
+    socklen_t metrics_addr_len;
     uint32_t buf_count;      /* --buf-count: uring provided buffers (power of two) */
     uint32_t buf_size_bytes; /* --buf-size: bytes per provided buffer */
     uint32_t uring_features; /* --uring-features: enum rw_uring_feature bits wanted */
@@ -86,7 +92,19 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
  */
 void rw__keepalive_schedule(uint32_t idle_s, uint32_t *intvl_s, uint32_t *probes);
 
+/*
+ * Descriptors (RLIMIT_NOFILE) this configuration needs: --max-conns
+ * connections, each worker's own descriptors and slack (rw_limits.h).
+ */
+uint64_t rw__nofile_needed(const struct rw_config *cfg);
+
 /* The --help text. */
 void rw__config_usage(FILE *out);
+/*
+ * The --help text's last lines, for this configuration: the descriptor limit
+ * the process runs under now (RLIMIT_NOFILE soft/hard), what --max-conns
+ * needs, and what the server will do about it at start.
+ */
+void rw__config_usage_nofile(const struct rw_config *cfg, FILE *out);
 
 #endif

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "outq.h"
+#include "proxy.h"
 #include "reasm.h"
 #include "wheel.h"
 
@@ -30,6 +31,7 @@ enum rw_conn_flag {
         1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
     RW_CONN_MEM_PAUSED = 1u << 5, /* --max-memory reached while its buffers grew: not reading */
     RW_CONN_PEER_DONE = 1u << 6,  /* the peer sent FIN or RST while paused: read the rest */
+    RW_CONN_PROXY_WAIT = 1u << 7, /* --proxy-protocol: its PROXY header is not in yet */
 };
 
 /* Backend-private per-connection mechanics (fields used as each backend needs). */
@@ -57,6 +59,11 @@ struct rw_conn {
     struct rw_outq outq;
     struct rw_conn *dirty_next;
     struct rw_be_conn be;
+    /* --proxy-protocol: a header split across reads is held here (RW_PROXY_MAX_BYTES, malloc'd
+     * only then, freed once it is whole), and the real client it names is kept for logs. */
+    uint8_t *proxy_buf;
+    uint16_t proxy_len;
+    struct rw_proxy_addr client; /* family 0: none given; the socket's peer is the client */
 };
 
 #endif

@@ -3,17 +3,28 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
 void rw__format_addr(const struct sockaddr *addr, char *buf, size_t buf_bytes)
 {
-    char host[INET6_ADDRSTRLEN] = "?";
+    char host[INET6_ADDRSTRLEN + IF_NAMESIZE] = "?"; /* + "%eth0" */
     unsigned port = 0;
     if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)(const void *)addr;
         inet_ntop(AF_INET6, &a6->sin6_addr, host, sizeof(host));
+        if (a6->sin6_scope_id != 0) {
+            /* The interface's name as the user would write it; its index if it has none now. */
+            size_t used = strlen(host);
+            char name[IF_NAMESIZE];
+            if (if_indextoname(a6->sin6_scope_id, name) != NULL)
+                snprintf(host + used, sizeof(host) - used, "%%%s", name);
+            else
+                snprintf(host + used, sizeof(host) - used, "%%%u", (unsigned)a6->sin6_scope_id);
+        }
         port = ntohs(a6->sin6_port);
         snprintf(buf, buf_bytes, "[%s]:%u", host, port);
         return;

@@ -16,7 +16,7 @@ int rw__listener_open(const struct sockaddr *addr, socklen_t addr_len, uint32_t 
                       bool reuseport, char *what, size_t what_bytes);
 /* net.core.somaxconn, or -errno if unreadable. */
 int rw__somaxconn(void);
-/* "127.0.0.1:7000" or "[::1]:7000". */
+/* "127.0.0.1:7000", "[::1]:7000" or, with a scope id, "[fe80::1%eth0]:7000". */
 void rw__format_addr(const struct sockaddr *addr, char *buf, size_t buf_bytes);
 /* The bound address of fd into addr (for port 0). 0 or -errno. */
 int rw__listener_bound(int fd, struct sockaddr_storage *addr, socklen_t *addr_len);

@@ -6,12 +6,31 @@
 #ifndef RW_LOG_H
 #define RW_LOG_H
 
+#include <stdbool.h>
+#include <stddef.h>
+
 enum rw_log_level { RW_LOG_ERROR = 0, RW_LOG_WARN, RW_LOG_INFO, RW_LOG_DEBUG };
+
+/*
+ * --log-format: auto is journal when stderr is the journal (systemd sets
+ * JOURNAL_STREAM=DEV:INODE of the stream it gave us), else plain; journal puts
+ * the syslog priority first ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug),
+ * which journald strips and files the line under.
+ */
+enum rw_log_format { RW_LOG_FORMAT_AUTO = 0, RW_LOG_FORMAT_PLAIN, RW_LOG_FORMAT_JOURNAL };
 
 void rw__log_set_level(enum rw_log_level level);
 enum rw_log_level rw__log_get_level(void);
 /* Worker id shown in each line of the calling thread (-1: main thread). */
 void rw__log_set_worker(int worker_id);
+/*
+ * Line format, set once by main before any thread starts: auto resolves here
+ * (rw__log_stderr_is_journal). timestamps: an RFC 3339 local time with
+ * milliseconds before each line ("2026-11-23T14:05:09.042+01:00").
+ */
+void rw__log_set_format(enum rw_log_format format, bool timestamps);
+/* True when $JOURNAL_STREAM names stderr's device and inode (stderr is the journal). */
+bool rw__log_stderr_is_journal(void);
 
 __attribute__((format(printf, 2, 3))) void rw__log(enum rw_log_level level, const char *fmt, ...);
 

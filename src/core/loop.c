@@ -26,9 +26,11 @@
 #include <ringwire/handler.h>
 
 #include "assert.h"
+#include "lazymem.h"
 #include "backend/backend.h"
 #include "rw_limits.h"
 #include "log.h"
+#include "peer.h"
 
 #define NO_REASON RW_STAT_COUNT
 /* Either reason to stop reading; reading resumes once neither holds. */
@@ -74,6 +76,10 @@ static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *
         uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
         deadline = frame_deadline < deadline ? frame_deadline : deadline;
     }
+    /* --proxy-protocol: the header, awaited since accept, is held to --frame-timeout too. */
+    if (cfg->frame_timeout_ms && (c->flags & RW_CONN_PROXY_WAIT) &&
+        c->frame_started_ms + cfg->frame_timeout_ms < deadline)
+        deadline = c->frame_started_ms + cfg->frame_timeout_ms;
     /* The linger for the peer's FIN starts after our FIN: while replies drain, only the
      * ordinary timeouts apply, however slowly the peer reads. */
     if ((c->flags & RW_CONN_PROTO_ERROR) && (c->flags & RW_CONN_WR_SHUT) &&
@@ -152,6 +158,9 @@ static void conn_release(struct rw_conn *c)
     RW_ASSERT(c->be.inflight == 0);
     rw__outq_clear(&c->outq, &loop->pool);
     conn_reasm_reset(c);
+    free(c->proxy_buf); /* a PROXY header cut short */
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
     c->fd = -1;
     c->state = RW_CONN_FREE;
     /* A slot still on the dirty list keeps its DIRTY bit so it is never linked twice. */
@@ -206,8 +215,10 @@ static void conn_shut_wr(struct rw_conn *c)
 static void conn_protocol_error(struct rw_conn *c, int err)
 {
     struct rw_loop *loop = c->loop;
-    RW_DEBUG("conn %u: protocol error: %s; closing after %llu queued bytes", c->index,
-             strerror(-err), (unsigned long long)rw__outq_bytes(&c->outq));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): protocol error: %s; closing after %llu queued bytes", c->index,
+             rw__conn_peer(c, peer, sizeof(peer)), strerror(-err),
+             (unsigned long long)rw__outq_bytes(&c->outq));
     c->flags |= RW_CONN_PROTO_ERROR;
     rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
     conn_reasm_reset(c);
@@ -267,7 +278,9 @@ static void conn_flush(struct rw_conn *c)
     while (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq)) {
         int rc = loop->ops->flush(loop->be, c);
         if (rc < 0) {
-            RW_DEBUG("conn %u: send: %s", c->index, strerror(-rc));
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                     strerror(-rc));
             conn_close(c, error_reason(rc));
             return;
         }
@@ -394,6 +407,11 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     c->last_active_ms = loop_now_batch(loop);
     c->frame_started_ms = 0;
     c->linger_until_ms = 0;
+    memset(&c->client, 0, sizeof(c->client));
+    if (loop->cfg->proxy_protocol) {
+        c->flags |= RW_CONN_PROXY_WAIT;
+        c->frame_started_ms = c->last_active_ms; /* the header's deadline counts from here */
+    }
     rw__timer_init(&c->timer);
     memset(&c->reasm, 0, sizeof(c->reasm));
     rw__outq_init(&c->outq);
@@ -405,7 +423,9 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     conn_timer_update(c);
     int rc = loop->ops->conn_open(loop->be, c);
     if (rc < 0) {
-        RW_DEBUG("conn %u: start reading: %s", c->index, strerror(-rc));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-rc));
         conn_close(c, RW_STAT_CLOSED_ERROR);
     }
 }
@@ -432,6 +452,61 @@ void rw__loop_on_wake(struct rw_loop *loop)
     (void)loop; /* the run loop reads shared->stop */
 }
 
+/* ---- PROXY protocol header (--proxy-protocol) ---- */
+
+/*
+ * Feed data[0..len) to c's awaited PROXY header. Returns how many of these bytes the header
+ * took (len while it is incomplete; the rest of the chunk is frames), or -1 after closing c
+ * for a bad header. A header split across reads is held in c->proxy_buf, at most
+ * RW_PROXY_MAX_BYTES (the parser decides before that); one in a single read costs no copy.
+ */
+static ssize_t conn_proxy_header(struct rw_conn *c, const uint8_t *data, size_t len)
+{
+    char peer[RW_PEER_TEXT_MAX], via[RW_PEER_TEXT_MAX];
+    size_t held = c->proxy_len;
+    const uint8_t *buf = data;
+    size_t have = len;
+    if (held > 0) {
+        size_t take = len < RW_PROXY_MAX_BYTES - held ? len : RW_PROXY_MAX_BYTES - held;
+        memcpy(c->proxy_buf + held, data, take);
+        buf = c->proxy_buf;
+        have = held + take;
+    }
+    struct rw_proxy_info info;
+    int rc = rw__proxy_parse(buf, have, &info);
+    if (rc == 0) {
+        RW_ASSERT(have < RW_PROXY_MAX_BYTES); /* so every byte of data was taken */
+        if (held == 0) {
+            c->proxy_buf = malloc(RW_PROXY_MAX_BYTES);
+            if (!c->proxy_buf) {
+                RW_WARN("conn %u (%s): out of memory holding a PROXY header; closing", c->index,
+                        rw__conn_peer(c, peer, sizeof(peer)));
+                conn_close(c, RW_STAT_CLOSED_ERROR);
+                return -1;
+            }
+            memcpy(c->proxy_buf, data, len);
+        }
+        c->proxy_len = (uint16_t)have;
+        return (ssize_t)len;
+    }
+    free(c->proxy_buf);
+    c->proxy_buf = NULL;
+    c->proxy_len = 0;
+    if (rc < 0) {
+        RW_DEBUG("conn %u (%s): no valid PROXY header (%s); closing", c->index,
+                 rw__conn_peer(c, peer, sizeof(peer)), strerror(-rc));
+        conn_close(c, RW_STAT_CLOSED_PROXY);
+        return -1;
+    }
+    RW_ASSERT((size_t)rc > held);
+    c->flags &= (uint16_t)~RW_CONN_PROXY_WAIT;
+    c->client = info.src; /* family 0 (LOCAL, UNKNOWN, AF_UNIX): the socket's peer stands */
+    RW_DEBUG("conn %u (%s): PROXY v%u %s via %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             info.version, info.local ? "LOCAL" : "client",
+             rw__conn_sock_peer(c, via, sizeof(via)));
+    return (ssize_t)((size_t)rc - held);
+}
+
 static int deliver_frame(void *ctx, const uint8_t *payload, uint32_t len)
 {
     struct rw_conn *c = ctx;
@@ -456,6 +531,14 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
     c->last_active_ms = loop_now_batch(loop);
     if (c->flags & RW_CONN_PROTO_ERROR)
         return; /* lingering for the peer's FIN: discard */
+    if (c->flags & RW_CONN_PROXY_WAIT) {
+        /* --proxy-protocol: the header first; what follows it in this chunk is frames. */
+        ssize_t took = conn_proxy_header(c, data, len);
+        if (took < 0 || (size_t)took == len)
+            return;
+        data += took;
+        len -= (size_t)took;
+    }
 
     uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
@@ -465,7 +548,9 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
     loop->rx_cur = NULL;
     conn_reasm_account(c, cap_before);
     if (rc == -ENOMEM) {
-        RW_WARN("conn %u: out of memory reassembling a frame; closing", c->index);
+        char peer[RW_PEER_TEXT_MAX];
+        RW_WARN("conn %u (%s): out of memory reassembling a frame; closing", c->index,
+                rw__conn_peer(c, peer, sizeof(peer)));
         conn_close(c, RW_STAT_CLOSED_ERROR);
         return;
     }
@@ -516,7 +601,9 @@ void rw__conn_on_sent(struct rw_conn *c, int res)
         return;
     loop_now_batch(c->loop);
     if (res < 0) {
-        RW_DEBUG("conn %u: send: %s", c->index, strerror(-res));
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): send: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-res));
         conn_close(c, error_reason(res));
         return;
     }
@@ -531,7 +618,9 @@ void rw__conn_on_error(struct rw_conn *c, int err)
     RW_ASSERT(err < 0);
     if (c->state != RW_CONN_OPEN)
         return;
-    RW_DEBUG("conn %u: recv: %s", c->index, strerror(-err));
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): recv: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             strerror(-err));
     conn_close(c, error_reason(err));
 }
 
@@ -626,11 +715,16 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
     enum rw_stat reason = RW_STAT_REAPED_IDLE;
     if (c->flags & RW_CONN_PROTO_ERROR)
         reason = NO_REASON; /* already counted as a protocol error */
+    else if (c->flags & RW_CONN_PROXY_WAIT)
+        reason = RW_STAT_CLOSED_PROXY; /* no PROXY header in time */
     else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
              c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
         reason = RW_STAT_REAPED_FRAME_TIMEOUT;
-    RW_DEBUG("conn %u: %s", c->index,
-             reason == RW_STAT_REAPED_IDLE ? "idle timeout" : "deadline passed");
+    char peer[RW_PEER_TEXT_MAX];
+    RW_DEBUG("conn %u (%s): %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+             reason == RW_STAT_CLOSED_PROXY  ? "no PROXY header in time"
+             : reason == RW_STAT_REAPED_IDLE ? "idle timeout"
+                                             : "deadline passed");
     conn_close(c, reason);
 }
 
@@ -665,7 +759,9 @@ static void sweep_dead_conns(struct rw_loop *loop)
         socklen_t len = sizeof(ti);
         if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
             ti.tcpi_state == TCP_CLOSE) {
-            RW_DEBUG("conn %u: the kernel closed it, no completion said so; closing", c->index);
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): the kernel closed it, no completion said so; closing", c->index,
+                     rw__conn_peer(c, peer, sizeof(peer)));
             conn_close(c, RW_STAT_REAPED_DEAD);
         }
     }
@@ -721,19 +817,28 @@ static void force_close_all(struct rw_loop *loop)
 
 /* ---- memory: the budget and giving memory back ---- */
 
-/* The open connection of this worker holding the most memory, if it holds enough to matter. */
-static struct rw_conn *largest_consumer(struct rw_loop *loop)
+/*
+ * This worker's open connections holding the most memory (at least RW_MEM_CLOSE_MIN_BYTES
+ * each), largest first, at most max of them, in one pass over the table. Returns the count.
+ */
+static uint32_t largest_consumers(struct rw_loop *loop, struct rw_conn **out, uint32_t max)
 {
-    struct rw_conn *best = NULL;
-    uint64_t best_bytes = RW_MEM_CLOSE_MIN_BYTES - 1;
+    uint32_t n = 0;
     for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
-        if (c->state == RW_CONN_OPEN && conn_mem_bytes(c) > best_bytes) {
-            best = c;
-            best_bytes = conn_mem_bytes(c);
+        uint64_t bytes = conn_mem_bytes(c);
+        if (c->state != RW_CONN_OPEN || bytes < RW_MEM_CLOSE_MIN_BYTES)
+            continue;
+        if (n == max && bytes <= conn_mem_bytes(out[n - 1]))
+            continue;
+        uint32_t at = n < max ? n++ : max - 1; /* the smallest kept drops out */
+        while (at > 0 && conn_mem_bytes(out[at - 1]) < bytes) {
+            out[at] = out[at - 1];
+            at--;
         }
+        out[at] = c;
     }
-    return best;
+    return n;
 }
 
 /*
@@ -747,21 +852,24 @@ static void mem_reclaim(struct rw_loop *loop)
     if (rw__block_pool_trim(&loop->pool, 0, true) > 0)
         loop->trim_due_ms = loop->now_ms; /* give the freed blocks back to the kernel soon */
     uint64_t excess = rw__mem_excess(&loop->mem);
-    for (uint32_t closes = 0; excess > 0 && closes < RW_MEM_CLOSES_PER_TURN; closes++) {
-        struct rw_conn *victim = largest_consumer(loop);
-        if (!victim)
-            break;
+    if (excess == 0)
+        return;
+    struct rw_conn *victims[RW_MEM_CLOSES_PER_TURN];
+    uint32_t count = largest_consumers(loop, victims, RW_MEM_CLOSES_PER_TURN);
+    for (uint32_t i = 0; i < count && excess > 0; i++) {
+        struct rw_conn *victim = victims[i];
         uint64_t bytes = conn_mem_bytes(victim);
+        char peer[RW_PEER_TEXT_MAX];
         if (!loop->mem_warned) {
             loop->mem_warned = true;
             RW_WARN("--max-memory %llu MiB reached (%llu MiB in use): closing the connections "
-                    "holding the most, largest first (conn %u: %llu KiB)",
+                    "holding the most, largest first (conn %u (%s): %llu KiB)",
                     (unsigned long long)(loop->mem.budget->limit_bytes >> 20),
                     (unsigned long long)(rw__mem_reserved(&loop->mem) >> 20), victim->index,
-                    (unsigned long long)(bytes >> 10));
+                    rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
         }
-        RW_DEBUG("conn %u: closed for memory (%llu KiB)", victim->index,
-                 (unsigned long long)(bytes >> 10));
+        RW_DEBUG("conn %u (%s): closed for memory (%llu KiB)", victim->index,
+                 rw__conn_peer(victim, peer, sizeof(peer)), (unsigned long long)(bytes >> 10));
         conn_close(victim, RW_STAT_CLOSED_MEMORY);
         excess = bytes >= excess ? 0 : excess - bytes;
     }
@@ -867,6 +975,20 @@ static int loop_timeout_ms(struct rw_loop *loop)
 
 int rw__loop_run(struct rw_loop *loop)
 {
+    /*
+     * Accepting starts here, not at the end of rw__loop_init: server.c runs a
+     * loop only after every worker finished setup, so connections already
+     * queued on the listeners cannot use up RLIMIT_NOFILE while a sibling
+     * still needs descriptors for its eventfd and epoll/io_uring instance
+     * (kernel-notes/08). A failure here is an accept failure: back off, retry.
+     */
+    if (!atomic_load_explicit(&loop->shared->stop, memory_order_acquire)) {
+        int rc = loop->ops->accept_start(loop->be);
+        if (rc < 0)
+            rw__loop_on_accept_error(loop, rc);
+        else
+            loop->accepting = true;
+    }
     for (;;) {
         uint64_t now = loop_now(loop);
         if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
@@ -921,12 +1043,12 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
 
     int rc = -ENOMEM;
     /*
-     * Every worker may hold all --max-conns connections, so each gets a table that large; calloc
-     * maps it zeroed and untouched (a zeroed slot is FREE), and slots are initialised on first
+     * Every worker may hold all --max-conns connections, so each gets a table that large, mapped
+     * zeroed and untouched (lazymem.h; a zeroed slot is FREE), and slots are initialised on first
      * use, so resident memory follows the connections seen, not --max-conns x --threads.
      */
-    loop->conns = calloc(loop->conn_cap, sizeof(*loop->conns));
-    loop->free_slots = calloc(loop->conn_cap, sizeof(*loop->free_slots));
+    loop->conns = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->conns));
+    loop->free_slots = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->free_slots));
     if (!loop->conns || !loop->free_slots)
         goto err_free_table;
     loop->conn_hw = 0;
@@ -946,14 +1068,8 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
     rc = loop->ops->init(loop, &loop->be);
     if (rc < 0)
         goto err_wake;
-    rc = loop->ops->accept_start(loop->be);
-    if (rc < 0)
-        goto err_backend;
-    loop->accepting = true;
-    return 0;
+    return 0; /* not accepting yet: rw__loop_run starts it */
 
-err_backend:
-    loop->ops->destroy(loop->be);
 err_wake:
     close(loop->wake_fd);
 err_wheel:
@@ -961,8 +1077,8 @@ err_wheel:
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);
 err_free_table:
-    free(loop->conns);
-    free(loop->free_slots);
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
     return rc;
 }
 
@@ -974,6 +1090,6 @@ void rw__loop_destroy(struct rw_loop *loop)
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);
-    free(loop->conns);
-    free(loop->free_slots);
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
 }

@@ -79,9 +79,15 @@ struct rw_loop {
     struct rw_stats stats;
 };
 
-/* Allocate the table, wheel and pool, start the backend. 0 or -errno (logs nothing). */
+/*
+ * Allocate the table, wheel and pool, start the backend; do not accept yet.
+ * 0 or -errno (logs nothing).
+ */
 int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id, int listen_fd);
-/* Run until drained after a stop request. 0 or -errno on a fatal backend failure. */
+/*
+ * Start accepting (unless stop is already set), then run until drained after
+ * a stop request. 0 or -errno on a fatal backend failure.
+ */
 int rw__loop_run(struct rw_loop *loop);
 void rw__loop_destroy(struct rw_loop *loop);
 

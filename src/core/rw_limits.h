@@ -87,6 +87,17 @@
 #define RW_TCP_USER_TIMEOUT_MAX_MS ((unsigned)INT_MAX)
 /* --threads ceiling. */
 #define RW_THREADS_MAX 256u
+/*
+ * RLIMIT_NOFILE the server asks for at start (kernel-notes/08): one descriptor
+ * per connection (--max-conns), per worker its listener, eventfd and epoll or
+ * io_uring descriptor plus slack (connections accepted beyond --max-conns are
+ * held for an instant before they are closed), and slack for the process
+ * (stdio, the io_uring probe, --stats-json).
+ */
+#define RW_NOFILE_PER_WORKER    3u
+#define RW_NOFILE_WORKER_SLACK  16u
+#define RW_NOFILE_PROCESS_SLACK 64u
+#define RW_NOFILE_STDIO         3u
 
 _Static_assert(RW_SEND_IOV_MAX <= IOV_MAX, "a gathered send must fit IOV_MAX");
 _Static_assert(RW_OUTQ_BLOCK_BYTES > RW_FRAME_HEADER_BYTES, "a header fits one block");
@@ -98,6 +109,7 @@ _Static_assert(RW_URING_BUF_COUNT_DEFAULT <= RW_URING_BUF_COUNT_MAX, "default wi
 _Static_assert(RW_FRAME_MAX_BYTES_CEILING + RW_FRAME_HEADER_BYTES <= INT_MAX,
                "frame sizes fit an int");
 _Static_assert(RW_REASM_KEEP_BYTES >= RW_FRAME_HEADER_BYTES, "a header fits a kept buffer");
+_Static_assert(RW_NOFILE_PROCESS_SLACK >= RW_NOFILE_STDIO, "the process slack covers stdio");
 _Static_assert(RW_BLOCK_POOL_CACHE_FLOOR <= RW_BLOCK_POOL_CACHE_MAX, "cache floor within cap");
 _Static_assert(RW_MEM_CLOSE_MIN_BYTES > RW_REASM_KEEP_BYTES + RW_OUTQ_BLOCK_BYTES,
                "a connection with one kept buffer and one block is never closed for memory");

@@ -19,10 +19,14 @@
 
 #include "assert.h"
 #include "backend/backend.h"
+#include "cpus.h"
 #include "rw_limits.h"
 #include "listener.h"
 #include "log.h"
 #include "loop.h"
+#include "metrics.h"
+#include "notify.h"
+#include "rw_build_config.h"
 #include "stats.h"
 
 struct worker {
@@ -44,17 +48,30 @@ struct server {
     unsigned count;
     pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* Under mu: start_workers saw every worker report; run_ok says whether all set up. */
+    bool decided;
+    bool run_ok;
+    struct rw_stats_meta meta; /* version, serving backend, start time: JSON and metrics */
 };
 
+/*
+ * Worker i runs on the i-th CPU of the mask it inherited from the main thread (taskset -c 4-7:
+ * worker 0 on CPU 4), wrapping: pinning to CPU i outside the mask would fail with EINVAL, or
+ * crowd workers onto CPUs the operator kept for something else.
+ */
 static void pin_to_cpu(int worker_id)
 {
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed;
+    int count = rw__cpus_allowed(&allowed);
+    if (count < 0)
+        count = CPU_COUNT(&allowed);
+    int cpu = rw__cpus_nth(&allowed, count, (unsigned)worker_id);
     cpu_set_t set;
     CPU_ZERO(&set);
-    CPU_SET((size_t)(worker_id % (cpus > 0 ? cpus : 1)), &set);
+    CPU_SET((size_t)cpu, &set);
     int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
     if (rc != 0)
-        RW_WARN("--cpu-affinity: %s", strerror(rc));
+        RW_WARN("--cpu-affinity: CPU %d: %s", cpu, strerror(rc));
 }
 
 static void report_init(struct worker *w, int rc)
@@ -64,6 +81,23 @@ static void report_init(struct worker *w, int rc)
     w->reported = true;
     pthread_cond_broadcast(&w->server->cv);
     pthread_mutex_unlock(&w->server->mu);
+}
+
+/*
+ * The start barrier: block until every worker has reported its setup. True
+ * when all succeeded. A worker that accepted before its siblings finished could
+ * take every descriptor RLIMIT_NOFILE allows (clients already queue on the
+ * listeners) and make a sibling's eventfd/epoll/io_uring setup fail with
+ * EMFILE, killing the whole server (kernel-notes/08).
+ */
+static bool wait_for_siblings(struct server *srv)
+{
+    pthread_mutex_lock(&srv->mu);
+    while (!srv->decided)
+        pthread_cond_wait(&srv->cv, &srv->mu);
+    bool ok = srv->run_ok;
+    pthread_mutex_unlock(&srv->mu);
+    return ok;
 }
 
 static void *worker_main(void *arg)
@@ -79,7 +113,11 @@ static void *worker_main(void *arg)
     report_init(w, rc);
     if (rc < 0)
         return NULL;
-    rc = rw__loop_run(&w->loop);
+    if (!wait_for_siblings(w->server)) {
+        rw__loop_destroy(&w->loop); /* a sibling failed: this one never accepts */
+        return NULL;
+    }
+    rc = rw__loop_run(&w->loop); /* starts accepting */
     if (rc < 0) {
         RW_ERROR("%s event loop: %s", shared->ops->name, strerror(-rc));
         w->run_rc = rc;
@@ -153,6 +191,14 @@ static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_
     rw__stats_sum(total, per, srv->count);
 }
 
+/* The metrics thread's view (metrics.h): the same relaxed reads as a stats line. */
+static unsigned metrics_collect(void *ctx, struct rw_stats *total, struct rw_stats **per)
+{
+    struct server *srv = ctx;
+    stats_collect(srv, total, per);
+    return srv->count;
+}
+
 enum stats_to_log {
     STATS_LOG_NONE,  /* --stats-json only */
     STATS_LOG_TOTAL, /* --stats-interval: one line */
@@ -168,7 +214,7 @@ static void stats_write_json(struct server *srv, const struct rw_stats *total,
     char tmp[4096];
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "we");
-    if (!f || rw__stats_write_json(total, srv->count, per, f) < 0 || fclose(f) != 0 ||
+    if (!f || rw__stats_write_json(&srv->meta, total, srv->count, per, f) < 0 || fclose(f) != 0 ||
         rename(tmp, path) < 0)
         RW_WARN("--stats-json %s: %s", path, strerror(errno));
 }
@@ -194,10 +240,34 @@ static void stats_report(struct server *srv, enum stats_to_log to_log)
     }
 }
 
+/* Out of descriptors: the process's limit (EMFILE) or the system's (ENFILE), not the backend. */
+static bool is_fd_limit(int err)
+{
+    return err == -EMFILE || err == -ENFILE;
+}
+
 /* Why a worker's loop setup failed, with the remedy where we know one. */
-static void describe_setup_error(const struct rw_backend_ops *ops, int err, char *buf, size_t bytes)
+static void describe_setup_error(const struct rw_config *cfg, const struct rw_backend_ops *ops,
+                                 int err, char *buf, size_t bytes)
 {
     struct rlimit rl;
+    if (err == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        snprintf(buf, bytes,
+                 "%s: the descriptor limit, not %s (RLIMIT_NOFILE is %llu; %u workers need "
+                 "%u before any connection, --max-conns %u about %llu: raise it with "
+                 "ulimit -n or LimitNOFILE=, or lower --threads / --max-conns)",
+                 strerror(-err), ops->name, (unsigned long long)rl.rlim_cur, cfg->threads,
+                 RW_NOFILE_STDIO + cfg->threads * RW_NOFILE_PER_WORKER, cfg->max_conns,
+                 (unsigned long long)rw__nofile_needed(cfg));
+        return;
+    }
+    if (err == -ENFILE) {
+        snprintf(buf, bytes,
+                 "%s: the system-wide descriptor limit, not %s (raise fs.file-max with "
+                 "sysctl -w fs.file-max=N)",
+                 strerror(-err), ops->name);
+        return;
+    }
     if (err == -ENOMEM && ops == &rw__uring_ops && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
         rl.rlim_cur != RLIM_INFINITY) {
         /* The probe's small ring fits; N workers' full-size rings and buffer rings may not. */
@@ -210,11 +280,18 @@ static void describe_setup_error(const struct rw_backend_ops *ops, int err, char
     snprintf(buf, bytes, "%s", strerror(-err));
 }
 
-/* Start every worker and wait until each has set up its loop. 0, or the first -errno. */
+/*
+ * Start every worker and wait until each has set up its loop; only then let
+ * them run (and accept). 0, or the first -errno, and then no worker accepts.
+ * quiet: a failure may still be rescued by the epoll fallback, so warn.
+ */
 static int start_workers(struct server *srv, bool quiet)
 {
     unsigned started = 0;
     int failed = 0;
+    pthread_mutex_lock(&srv->mu);
+    srv->decided = false;
+    pthread_mutex_unlock(&srv->mu);
     for (; started < srv->count; started++) {
         struct worker *w = &srv->workers[started];
         w->reported = false;
@@ -234,14 +311,17 @@ static int start_workers(struct server *srv, bool quiet)
             pthread_cond_wait(&srv->cv, &srv->mu);
         if (srv->workers[i].init_rc < 0 && !failed) {
             failed = srv->workers[i].init_rc;
-            char why[256];
-            describe_setup_error(srv->shared.ops, failed, why, sizeof(why));
-            if (quiet)
+            char why[512];
+            describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why, sizeof(why));
+            if (quiet && !is_fd_limit(failed))
                 RW_WARN("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
             else
                 RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
         }
     }
+    srv->decided = true;
+    srv->run_ok = failed == 0;
+    pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
     srv->count = started; /* only these are joined */
     return failed;
@@ -253,11 +333,45 @@ static void stop_workers(struct server *srv)
     for (unsigned i = 0; i < srv->count; i++) {
         struct worker *w = &srv->workers[i];
         uint64_t one = 1;
-        if (w->init_rc == 0)
+        if (w->init_rc == 0 && srv->run_ok) /* else it never ran its loop, or is gone */
             (void)!write(w->loop.wake_fd, &one, sizeof(one));
     }
     for (unsigned i = 0; i < srv->count; i++)
         pthread_join(srv->workers[i].thread, NULL);
+}
+
+/*
+ * Raise the soft RLIMIT_NOFILE to what --max-conns needs, up to the hard
+ * limit, as Redis and memcached do: the usual soft default of 1024 would
+ * leave clients beyond about a thousand queued unserved with no word said.
+ * Below the need, one warning with both numbers and the remedy.
+ */
+static void fit_nofile(const struct rw_config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        RW_WARN("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
+        return;
+    }
+    rlim_t need = (rlim_t)rw__nofile_needed(cfg);
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
+        return;
+    rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
+    rlim_t was = rl.rlim_cur;
+    if (want > rl.rlim_cur) {
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
+            RW_WARN("setrlimit RLIMIT_NOFILE %llu: %s", (unsigned long long)want, strerror(errno));
+            return;
+        }
+        RW_INFO("RLIMIT_NOFILE: soft limit raised from %llu to %llu for --max-conns %u",
+                (unsigned long long)was, (unsigned long long)want, cfg->max_conns);
+    }
+    if (want < need)
+        RW_WARN("RLIMIT_NOFILE: --max-conns %u needs about %llu descriptors but the hard limit "
+                "is %llu: clients beyond what it allows wait unaccepted; raise it (ulimit -n, "
+                "LimitNOFILE=) or lower --max-conns",
+                cfg->max_conns, (unsigned long long)need, (unsigned long long)want);
 }
 
 static void wait_for_signals(struct server *srv, const sigset_t *set)
@@ -278,7 +392,9 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
                     (unsigned long long)srv->shared.cfg->drain_timeout_ms);
             return;
         }
-        if (sig == SIGUSR1)
+        if (sig == SIGHUP)
+            RW_INFO("SIGHUP: ignored (ringwire has no log files to reopen)");
+        else if (sig == SIGUSR1)
             stats_report(srv, STATS_LOG_ALL);
         else if (sig < 0 && errno == EAGAIN)
             stats_report(srv, STATS_LOG_TOTAL);
@@ -287,6 +403,7 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
 
 int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler)
 {
+    fit_nofile(cfg); /* before anything opens a descriptor that would count against it */
     char reason[512];
     const struct rw_backend_ops *ops = rw__backend_select(cfg->backend, reason, sizeof(reason));
     if (!ops) {
@@ -301,9 +418,12 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGUSR1);
+    /* SIGHUP's default action would kill us at once, with no drain (terminal hangup, reloads). */
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL); /* inherited by every worker */
 
     struct server srv = {.count = cfg->threads};
+    srv.meta = (struct rw_stats_meta){RW_VERSION, ops->name, rw__stats_mono_ns()};
     srv.shared.cfg = cfg;
     srv.shared.handler = handler;
     srv.shared.ops = ops;
@@ -324,9 +444,11 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     if (open_listeners(&srv) < 0)
         goto out_listeners;
     bool may_fall_back = cfg->backend == RW_BACKEND_AUTO && srv.shared.ops == &rw__uring_ops;
-    if (start_workers(&srv, may_fall_back) < 0) {
+    int rc = start_workers(&srv, may_fall_back);
+    if (rc < 0) {
         stop_workers(&srv);
-        if (!may_fall_back)
+        /* Out of descriptors is not io_uring's fault: epoll would need them just the same. */
+        if (!may_fall_back || is_fd_limit(rc))
             goto out_listeners;
         /*
          * auto promised a working server: the probe passed, but a full-size
@@ -347,10 +469,25 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     char addr_text[80] = "?";
     if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
         rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
+    srv.meta.backend = srv.shared.ops->name; /* auto may have fallen back to epoll */
+    struct rw_metrics *metrics = NULL;
+    struct rw_metrics_source msrc = {metrics_collect, &srv, &srv.meta};
+    if (cfg->metrics && rw__metrics_start(&metrics, (const struct sockaddr *)&cfg->metrics_addr,
+                                          cfg->metrics_addr_len, &msrc) < 0) {
+        stop_workers(&srv);
+        goto out_listeners;
+    }
     RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
             srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
+    int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,
+                               srv.shared.ops->name, srv.count);
+    if (notified < 0)
+        RW_WARN("sd_notify READY=1 to $NOTIFY_SOCKET: %s", strerror(-notified));
 
     wait_for_signals(&srv, &set);
+    (void)rw__notify("STOPPING=1\nSTATUS=draining");
+    rw__metrics_stop(metrics); /* before the join: it reads the workers' CPU clocks */
     stop_workers(&srv);
     exit_code = 0;
     for (unsigned i = 0; i < srv.count; i++)

@@ -115,10 +115,34 @@ static void write_object(const struct rw_stats *s, FILE *out)
     fprintf(out, "}");
 }
 
-int rw__stats_write_json(const struct rw_stats *s, unsigned workers, struct rw_stats *const *per,
-                         FILE *out)
+uint64_t rw__stats_mono_ns(void)
 {
-    fprintf(out, "{\"total\": ");
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+double rw__stats_uptime_s(const struct rw_stats_meta *meta)
+{
+    uint64_t now = rw__stats_mono_ns();
+    return now > meta->started_mono_ns ? (double)(now - meta->started_mono_ns) / 1e9 : 0.0;
+}
+
+int rw__stats_write_json(const struct rw_stats_meta *meta, const struct rw_stats *s,
+                         unsigned workers, struct rw_stats *const *per, FILE *out)
+{
+    struct timespec now;
+    struct tm tm;
+    char stamp[32] = "";
+    clock_gettime(CLOCK_REALTIME, &now);
+    if (gmtime_r(&now.tv_sec, &tm))
+        strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    /* version and backend are ours (RW_VERSION, a backend's name): nothing to escape. */
+    fprintf(out,
+            "{\"version\": \"%s\", \"backend\": \"%s\", \"uptime_s\": %.3f, "
+            "\"timestamp\": \"%s.%03ldZ\", \"timestamp_unix_ms\": %lld, \"total\": ",
+            meta->version, meta->backend, rw__stats_uptime_s(meta), stamp, now.tv_nsec / 1000000L,
+            (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000L);
     write_object(s, out);
     fprintf(out, ", \"workers\": [");
     for (unsigned i = 0; i < workers; i++) {

@@ -23,6 +23,7 @@
     X(CLOSED_PROTOCOL, "closed_protocol")                                                          \
     X(CLOSED_ERROR, "closed_error")                                                                \
     X(CLOSED_MEMORY, "closed_memory")                                                              \
+    X(CLOSED_PROXY, "closed_proxy")                                                                \
     X(FRAMES_IN, "frames_in")                                                                      \
     X(FRAMES_OUT, "frames_out")                                                                    \
     X(BYTES_IN, "bytes_in")                                                                        \
@@ -105,8 +106,27 @@ void rw__stats_sum(struct rw_stats *out, struct rw_stats *const *in, unsigned co
  * process total (worker < 0), "stats worker=W conns_open=N ..." for one worker.
  */
 void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size_t buf_bytes);
-/* A JSON object with every counter; returns 0 or -errno. */
-int rw__stats_write_json(const struct rw_stats *s, unsigned workers, struct rw_stats *const *per,
-                         FILE *out);
+/*
+ * Who is counting, for readers that keep counters from several servers or
+ * restarts apart: the top of --stats-json and the metrics' info and uptime.
+ */
+struct rw_stats_meta {
+    const char *version;      /* RW_VERSION */
+    const char *backend;      /* the backend serving: "uring" or "epoll" */
+    uint64_t started_mono_ns; /* CLOCK_MONOTONIC when the server started */
+};
+
+/* Seconds since meta->started_mono_ns. */
+double rw__stats_uptime_s(const struct rw_stats_meta *meta);
+/* CLOCK_MONOTONIC now, in ns. */
+uint64_t rw__stats_mono_ns(void);
+
+/*
+ * A JSON object: "version", "backend", "uptime_s", "timestamp" (RFC 3339,
+ * UTC, ms) and "timestamp_unix_ms" of meta, then "total" (every counter) and
+ * "workers" (one such object each). Returns 0 or -errno.
+ */
+int rw__stats_write_json(const struct rw_stats_meta *meta, const struct rw_stats *s,
+                         unsigned workers, struct rw_stats *const *per, FILE *out);
 
 #endif

@@ -153,11 +153,20 @@ static int enter_netns(const char *name)
 }
 
 /* In the forked child: reset what the test process changed, then exec. */
-static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, const char *netns,
-                       pid_t parent)
+static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, rlim_t nofile_hard,
+                       const char *netns, const char *const *env, uint64_t cpu_mask, pid_t parent)
 {
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
         _exit(126);
+    if (cpu_mask) {
+        cpu_set_t set;
+        CPU_ZERO(&set);
+        for (int cpu = 0; cpu < 64; cpu++)
+            if (cpu_mask & (1ull << cpu))
+                CPU_SET(cpu, &set);
+        if (sched_setaffinity(0, sizeof(set), &set) < 0)
+            _exit(126);
+    }
     if (netns && enter_netns(netns) < 0)
         _exit(126);
     int null_fd = open("/dev/null", O_RDONLY);
@@ -169,8 +178,16 @@ static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, cons
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    for (int i = 0; env && env[i]; i++) {
+        const char *eq = strchr(env[i], '=');
+        char name[128];
+        snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - env[i]) : (int)strlen(env[i]), env[i]);
+        if (eq ? setenv(name, eq + 1, 1) < 0 : unsetenv(name) < 0)
+            _exit(126);
+    }
     if (nofile) {
-        struct rlimit rl = {.rlim_cur = nofile, .rlim_max = nofile};
+        struct rlimit rl = {.rlim_cur = nofile,
+                            .rlim_max = nofile_hard > nofile ? nofile_hard : nofile};
         if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
             _exit(126);
     }
@@ -192,8 +209,9 @@ static void exec_child(int log_fd, const char *const argv[], rlim_t nofile, cons
 }
 
 /* Fork the binary with argv (argv[0] already the binary), output into a new temp file. */
-static int spawn(const char *const argv[], rlim_t nofile, const char *netns, pid_t *pid,
-                 char *log_path, size_t path_bytes)
+static int spawn(const char *const argv[], rlim_t nofile, rlim_t nofile_hard, const char *netns,
+                 const char *const *env, uint64_t cpu_mask, pid_t *pid, char *log_path,
+                 size_t path_bytes)
 {
     snprintf(log_path, path_bytes, "/tmp/rw-integ-XXXXXX");
     int log_fd = mkostemp(log_path, O_APPEND | O_CLOEXEC);
@@ -208,7 +226,7 @@ static int spawn(const char *const argv[], rlim_t nofile, const char *netns, pid
         return -err;
     }
     if (*pid == 0)
-        exec_child(log_fd, argv, nofile, netns, parent);
+        exec_child(log_fd, argv, nofile, nofile_hard, netns, env, cpu_mask, parent);
     close(log_fd);
     return 0;
 }
@@ -296,7 +314,7 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
     argv[argc++] = "--backend";
     argv[argc++] = h_backend();
     const char *threads = getenv("RW_THREADS");
-    if (threads && *threads) {
+    if (threads && *threads && !opts->no_threads) {
         argv[argc++] = "--threads";
         argv[argc++] = threads;
     }
@@ -310,8 +328,8 @@ int h_start(struct h_server *srv, const struct h_opts *opts)
         argv[argc++] = opts->args[i];
     }
     argv[argc] = NULL;
-    int rc =
-        spawn(argv, opts->nofile, opts->netns, &srv->pid, srv->log_path, sizeof(srv->log_path));
+    int rc = spawn(argv, opts->nofile, opts->nofile_hard, opts->netns, opts->env, opts->cpu_mask,
+                   &srv->pid, srv->log_path, sizeof(srv->log_path));
     if (rc < 0)
         return rc;
     static char log[H_LOG_MAX];
@@ -392,7 +410,7 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
     }
     argv[argc] = NULL;
     struct h_server run = {0};
-    int rc = spawn(argv, 0, NULL, &run.pid, run.log_path, sizeof(run.log_path));
+    int rc = spawn(argv, 0, 0, NULL, NULL, 0, &run.pid, run.log_path, sizeof(run.log_path));
     if (rc < 0)
         return rc;
     int64_t deadline = h_now_ms() + (int64_t)timeout_ms * h_time_factor();

@@ -39,8 +39,14 @@ struct h_opts {
     const char *listen;      /* default "127.0.0.1:0" */
     const char *const *args; /* more options, NULL-terminated; may be NULL */
     rlim_t nofile;           /* RLIMIT_NOFILE for the server; 0 leaves it alone */
+    rlim_t nofile_hard;      /* its hard limit when above nofile; 0: the same as nofile */
     const char *netns;       /* run the server in this network namespace (/run/netns/NAME,
                                 as `ip netns exec NAME` would); NULL: the test's own */
+    const char *const *env;  /* environment changes for the server, NULL-terminated:
+                                "NAME=value" sets, "NAME" unsets; may be NULL */
+    uint64_t cpu_mask;       /* CPU affinity for the server (bit i: CPU i), set in the child
+                                before exec as taskset would; 0 leaves it alone */
+    bool no_threads;         /* do not pass RW_THREADS' --threads: the server picks its default */
 };
 
 /* Process setup for every test program: ignore SIGPIPE, alarm(seconds), raise our fd limit. */

@@ -201,6 +201,33 @@ START_TEST(test_echo_ipv6)
 }
 END_TEST
 
+/*
+ * An IPv6 scope id in --listen: "[::1%lo]:0" parses (the kernel ignores the
+ * scope of an address that is not link-local) and serves. Link-local
+ * addresses with their scope are covered by tests/unit/test_config.c.
+ */
+START_TEST(test_echo_ipv6_scope_id)
+{
+    int probe = h_connect_addr(AF_INET6, "::1", 9, 1000);
+    if (probe == -EADDRNOTAVAIL || probe == -EAFNOSUPPORT || probe == -ENETUNREACH) {
+        fprintf(stderr, "test_echo_ipv6_scope_id: ::1 unavailable (%s), case skipped\n",
+                strerror(-probe));
+        return;
+    }
+    if (probe >= 0)
+        close(probe);
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.listen = "[::1%lo]:0"});
+    ck_assert_int_eq(srv.family, AF_INET6);
+    int fd = h_connect_ok(&srv);
+    uint8_t payload[500];
+    h_fill(payload, sizeof(payload), 7);
+    h_echo_ok(fd, payload, sizeof(payload), 5000);
+    close(fd);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 START_TEST(test_echo_counts_frames)
 {
     struct h_server srv;
@@ -315,6 +342,7 @@ int main(void)
     h_add_case(s, "test_echo_many_frames_one_write", test_echo_many_frames_one_write, 30);
     h_add_case(s, "test_echo_concurrent_pipelined", test_echo_concurrent_pipelined, 60);
     h_add_case(s, "test_echo_ipv6", test_echo_ipv6, 30);
+    h_add_case(s, "test_echo_ipv6_scope_id", test_echo_ipv6_scope_id, 30);
     h_add_case(s, "test_echo_counts_frames", test_echo_counts_frames, 30);
     h_add_case(s, "test_echo_spreads_over_workers", test_echo_spreads_over_workers, 30);
     return h_run_suite(s);

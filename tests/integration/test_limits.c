@@ -5,18 +5,26 @@
  * connections are all served; a peer that never reads is paused at
  * --write-buffer with bounded memory while others are served; running out of
  * descriptors does not turn into a busy loop and accepting resumes after; a
- * burst after a stall does not take an output block per ready connection.
+ * burst after a stall does not take an output block per ready connection;
+ * clients queued at start cannot starve a sibling worker's setup of
+ * descriptors; the soft RLIMIT_NOFILE is raised to fit --max-conns, or a
+ * warning says why not; a limit too small for the workers says so.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -638,6 +646,296 @@ START_TEST(test_limits_out_of_fds_no_busy_loop)
 }
 END_TEST
 
+/* ---- the startup race under RLIMIT_NOFILE (issue 10) ---- */
+
+#define RACE_STARTS  10  /* each start loses the race about half the time without the fix */
+#define RACE_HELD    300 /* client connections each connector opens and keeps open */
+#define RACE_THREADS 3   /* connectors: they also crowd the CPUs, as a busy host would */
+#define RACE_NOFILE  64
+
+/* A free loopback port, chosen before the server starts (bind to :0, read it, close). */
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t len = sizeof(sa);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+struct connector {
+    int port;
+    atomic_bool *stop;
+    atomic_long *connected; /* connects that reached a listener, all connectors */
+    int held[RACE_HELD];
+};
+
+/*
+ * Connect to the port over and over from before the server exists, and keep
+ * every connection open (up to RACE_HELD) until told to stop, so that each
+ * one the server accepts holds a descriptor. The sockets come from
+ * 127.0.0.2: a client on 127.0.0.1 connecting to a port nobody listens on can
+ * be given that same port as its source and connect to itself (TCP
+ * simultaneous open), and the server's bind would then fail.
+ * IP_BIND_ADDRESS_NO_PORT leaves the source port to connect(): bind() picking
+ * one itself costs about a millisecond a call here, too slow to race anything.
+ */
+static void *connector_main(void *arg)
+{
+    struct connector *c = arg;
+    struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002)};
+    struct sockaddr_in dst = {.sin_family = AF_INET,
+                              .sin_port = htons((uint16_t)c->port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int held = 0;
+    while (!atomic_load(c->stop)) {
+        if (held == RACE_HELD) {
+            h_sleep_ms(1);
+            continue;
+        }
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0) {
+            h_sleep_ms(1);
+            continue;
+        }
+        /* A full backlog drops SYNs: connect() would wait through retransmissions for minutes. */
+        struct timeval connect_timeout = {.tv_sec = 0, .tv_usec = 200000};
+        (void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &connect_timeout, sizeof(connect_timeout));
+        int one = 1;
+        if (setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one)) < 0 ||
+            bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0 ||
+            connect(fd, (struct sockaddr *)&dst, sizeof(dst)) < 0) {
+            close(fd); /* ECONNREFUSED until the listener exists */
+            continue;
+        }
+        atomic_fetch_add(c->connected, 1);
+        c->held[held++] = fd;
+    }
+    for (int i = 0; i < held; i++)
+        close(c->held[i]);
+    return NULL;
+}
+
+/*
+ * The listeners exist before the workers. A worker that started accepting at
+ * the end of its own setup could take every descriptor RLIMIT_NOFILE allows
+ * before a sibling had made its eventfd or epoll/io_uring instance; that
+ * sibling then failed with EMFILE and the whole process exited 1. Now every
+ * worker finishes setup before any accepts, and running out of descriptors
+ * afterwards only pauses accepting. Clients connect from before each start.
+ * The race needs sibling workers, so this case runs --threads 2 even when
+ * RW_THREADS is 1 (a later --threads overrides the harness's).
+ */
+START_TEST(test_limits_startup_race_out_of_fds)
+{
+    const char *threads = getenv("RW_THREADS");
+    if (!threads || atoi(threads) < 2)
+        threads = "2";
+    /* Under valgrind a start takes seconds; three still check the path for memory errors. */
+    int starts = h_time_factor() > 1 ? 3 : RACE_STARTS;
+    for (int start = 0; start < starts; start++) {
+        int port = free_port();
+        atomic_bool stop = false;
+        atomic_long connected = 0;
+        struct connector c[RACE_THREADS];
+        pthread_t thread[RACE_THREADS];
+        for (int i = 0; i < RACE_THREADS; i++) {
+            c[i] = (struct connector){.port = port, .stop = &stop, .connected = &connected};
+            ck_assert_int_eq(pthread_create(&thread[i], NULL, connector_main, &c[i]), 0);
+        }
+        char listen_at[32];
+        snprintf(listen_at, sizeof(listen_at), "127.0.0.1:%d", port);
+        const char *args[] = {"--threads", threads, "--max-conns", "100000", NULL};
+        struct h_server srv;
+        /*
+         * The server on one CPU (it inherits this thread's mask): its workers
+         * then take turns, and one that finished setup accepts while another
+         * has not, as on any host with fewer CPUs than busy threads.
+         */
+        cpu_set_t all, one;
+        ck_assert_int_eq(sched_getaffinity(0, sizeof(all), &all), 0);
+        CPU_ZERO(&one);
+        for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
+            if (CPU_ISSET(cpu, &all)) {
+                CPU_SET(cpu, &one);
+                break;
+            }
+        }
+        ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+        int rc = h_start(
+            &srv, &(struct h_opts){.listen = listen_at, .args = args, .nofile = RACE_NOFILE});
+        ck_assert_int_eq(sched_setaffinity(0, sizeof(all), &all), 0);
+        /* Let the clients keep coming a little after the server said it listens. */
+        if (rc == 0)
+            h_sleep_ms(100);
+        atomic_store(&stop, true);
+        for (int i = 0; i < RACE_THREADS; i++)
+            pthread_join(thread[i], NULL);
+        ck_assert_msg(rc == 0,
+                      "start %d: server did not start (%s, exit %d) with clients "
+                      "connecting; log:\n%s",
+                      start, strerror(-rc), srv.exit_code, h_log_tail(&srv));
+        ck_assert_msg(atomic_load(&connected) > 0, "start %d: no client ever connected", start);
+        ck_assert_msg(h_alive(&srv), "start %d: server died (exit %d); log:\n%s", start,
+                      srv.exit_code, h_log_tail(&srv));
+        /* The clients are gone; their descriptors free up and accepting resumes. */
+        int fd = h_connect_ok(&srv);
+        uint8_t payload[64];
+        h_fill(payload, sizeof(payload), (uint32_t)start);
+        h_echo_ok(fd, payload, sizeof(payload), 10000);
+        close(fd);
+        h_stop_ok(&srv);
+    }
+}
+END_TEST
+
+/* ---- RLIMIT_NOFILE matched to --max-conns (issue 10) ---- */
+
+#define NOFILE_SOFT      256
+#define NOFILE_HARD      4096
+#define NOFILE_MAX_CONNS "1000"
+#define NOFILE_CLIENTS   900 /* well beyond the 256 the server started with */
+
+/*
+ * Under valgrind (RW_WRAPPER) RLIMIT_NOFILE is emulated: valgrind keeps
+ * descriptors of its own above the limit and handles setrlimit itself, so
+ * what the server sees and /proc shows are not the limits the test set.
+ */
+static bool valgrind_fakes_nofile(const char *test_name)
+{
+    if (h_time_factor() == 1)
+        return false;
+    fprintf(stderr, "%s: valgrind emulates RLIMIT_NOFILE, case skipped\n", test_name);
+    return true;
+}
+
+/* The soft and hard "Max open files" of pid from /proc/PID/limits; false if not found. */
+static bool proc_nofile(pid_t pid, long long *soft, long long *hard)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof(path), "/proc/%d/limits", (int)pid);
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return false;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *line = strstr(buf, "Max open files");
+    return line && sscanf(line + strlen("Max open files"), "%lld %lld", soft, hard) == 2;
+}
+
+/*
+ * Started with the soft limit at 256 and the hard at 4096, --max-conns 1000:
+ * the server raises the soft limit for itself (once the usual 1024 left
+ * clients beyond about a thousand queued and unserved, silently), and all 900
+ * clients, far beyond the old limit, get their echo.
+ */
+START_TEST(test_limits_nofile_raised_for_max_conns)
+{
+    if (valgrind_fakes_nofile("test_limits_nofile_raised_for_max_conns"))
+        return;
+    const char *args[] = {"--max-conns", NOFILE_MAX_CONNS, NULL};
+    struct h_server srv;
+    h_start_ok(&srv,
+               &(struct h_opts){.args = args, .nofile = NOFILE_SOFT, .nofile_hard = NOFILE_HARD});
+    long long soft = 0, hard = 0;
+    ck_assert_msg(proc_nofile(srv.pid, &soft, &hard), "no Max open files in /proc/%d/limits",
+                  (int)srv.pid);
+    ck_assert_int_eq(hard, NOFILE_HARD);
+    /* --max-conns plus each worker's descriptors and slack, within the hard limit. */
+    ck_assert_msg(soft > 1000 + 64 && soft <= NOFILE_HARD, "soft limit %lld for --max-conns 1000",
+                  soft);
+    static char log[H_LOG_MAX];
+    h_log(&srv, log, sizeof(log));
+    ck_assert_msg(strstr(log, "raised from 256 to") != NULL, "no word of the raise:\n%s", log);
+    ck_assert_msg(strstr(log, "hard limit") == NULL, "a warning although it fits:\n%s", log);
+
+    static int fds[NOFILE_CLIENTS];
+    for (int i = 0; i < NOFILE_CLIENTS; i++) {
+        fds[i] = h_connect_start(&srv);
+        ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, strerror(-fds[i]));
+    }
+    ck_assert_int_eq(wait_connected(fds, NOFILE_CLIENTS, 10000), NOFILE_CLIENTS);
+    for (int i = 0; i < NOFILE_CLIENTS; i++) {
+        uint32_t id = (uint32_t)i;
+        int rc = h_send_frame(fds[i], &id, sizeof(id), 5000);
+        ck_assert_msg(rc == 0, "client %d: send: %s", i, strerror(-rc));
+    }
+    for (int i = 0; i < NOFILE_CLIENTS; i++) {
+        uint32_t id = 0, len = 0;
+        int rc = h_recv_frame(fds[i], &id, sizeof(id), &len, 10000);
+        ck_assert_msg(rc == 0, "client %d of %d unserved: %s; log:\n%s", i, NOFILE_CLIENTS,
+                      strerror(-rc), h_log_tail(&srv));
+        ck_assert_uint_eq(len, sizeof(id));
+        ck_assert_uint_eq(id, (uint32_t)i);
+    }
+    for (int i = 0; i < NOFILE_CLIENTS; i++)
+        close(fds[i]);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* When the hard limit is too low for --max-conns, one warning gives both numbers and the remedy. */
+START_TEST(test_limits_nofile_hard_limit_warns)
+{
+    if (valgrind_fakes_nofile("test_limits_nofile_hard_limit_warns"))
+        return;
+    const char *args[] = {"--max-conns", NOFILE_MAX_CONNS, NULL};
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.args = args, .nofile = NOFILE_SOFT});
+    static char log[H_LOG_MAX];
+    h_log(&srv, log, sizeof(log));
+    const char *warn = strstr(log, "RLIMIT_NOFILE: --max-conns 1000 needs about ");
+    ck_assert_msg(warn != NULL, "no RLIMIT_NOFILE warning:\n%s", log);
+    const char *eol = strchr(warn, '\n');
+    ck_assert_ptr_nonnull(eol);
+    char line[512];
+    snprintf(line, sizeof(line), "%.*s", (int)(eol - warn), warn);
+    ck_assert_msg(strstr(line, "hard limit is 256") && strstr(line, "ulimit -n") &&
+                      strstr(line, "LimitNOFILE=") && strstr(line, "lower --max-conns"),
+                  "warning lacks a number or the remedy: %s", line);
+    const char *again = strstr(eol, "RLIMIT_NOFILE: --max-conns");
+    ck_assert_msg(again == NULL, "warned more than once:\n%s", log);
+    /* It still serves what the limit allows. */
+    int fd = h_connect_ok(&srv);
+    h_echo_ok(fd, "x", 1, 5000);
+    close(fd);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
+ * Too few descriptors for the workers' own setup (4 listeners and 4 x an
+ * eventfd and an epoll/io_uring descriptor do not fit in 10): exit 1 saying
+ * it is the descriptor limit, with the numbers and the remedy. Under
+ * --backend auto that is no io_uring failure: no fallback to epoll, which
+ * would need the same descriptors.
+ */
+START_TEST(test_limits_setup_out_of_fds_says_nofile)
+{
+    if (valgrind_fakes_nofile("test_limits_setup_out_of_fds_says_nofile"))
+        return;
+    bool uring = strcmp(h_backend(), "uring") == 0;
+    const char *auto_args[] = {"--threads", "4", "--backend", "auto", NULL};
+    const char *plain_args[] = {"--threads", "4", NULL};
+    struct h_server srv;
+    int rc = h_start(&srv, &(struct h_opts){.args = uring ? auto_args : plain_args, .nofile = 10});
+    ck_assert_msg(rc == -ECHILD && srv.exit_code == 1, "start: %s, exit %d; log:\n%s",
+                  strerror(-rc), srv.exit_code, h_log_tail(&srv));
+    static char log[H_LOG_MAX];
+    h_log(&srv, log, sizeof(log));
+    ck_assert_msg(strstr(log, "Too many open files: the descriptor limit") &&
+                      strstr(log, "RLIMIT_NOFILE is 10") && strstr(log, "ulimit -n"),
+                  "the failure does not name the descriptor limit:\n%s", log);
+    ck_assert_msg(strstr(log, "falling back") == NULL, "EMFILE taken for an io_uring failure:\n%s",
+                  log);
+    unlink(srv.log_path);
+}
+END_TEST
+
 int main(void)
 {
     h_init(150);
@@ -656,5 +954,11 @@ int main(void)
     h_add_case(s, "test_limits_out_of_fds_no_busy_loop", test_limits_out_of_fds_no_busy_loop, 30);
     h_add_case(s, "test_limits_burst_after_stall_bounded_blocks",
                test_limits_burst_after_stall_bounded_blocks, 60);
+    h_add_case(s, "test_limits_startup_race_out_of_fds", test_limits_startup_race_out_of_fds, 90);
+    h_add_case(s, "test_limits_nofile_raised_for_max_conns",
+               test_limits_nofile_raised_for_max_conns, 60);
+    h_add_case(s, "test_limits_nofile_hard_limit_warns", test_limits_nofile_hard_limit_warns, 30);
+    h_add_case(s, "test_limits_setup_out_of_fds_says_nofile",
+               test_limits_setup_out_of_fds_says_nofile, 30);
     return h_run_suite(s);
 }

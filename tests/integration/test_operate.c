@@ -4,10 +4,13 @@
  * --stats-interval prints the counters by itself; a --backlog above
  * net.core.somaxconn warns with the sysctl to raise; --log-level debug says
  * why a connection closed and --log-level warn stays quiet at info;
- * --cpu-affinity pins each worker thread to its own CPU.
+ * --cpu-affinity pins each worker thread to its own CPU; started under a
+ * restricted affinity mask (as `taskset -c N` would), the default --threads
+ * is the mask's CPU count and --cpu-affinity pins within the mask.
  */
 #include <dirent.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -219,6 +222,85 @@ START_TEST(test_operate_cpu_affinity_pins_workers)
 }
 END_TEST
 
+/* The CPUs this test may run on, lowest first, into cpus; returns how many (at most max). */
+static int allowed_cpus(int *cpus, int max)
+{
+    cpu_set_t set;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+    int n = 0;
+    for (int cpu = 0; cpu < 64 && n < max; cpu++)
+        if (CPU_ISSET(cpu, &set))
+            cpus[n++] = cpu;
+    ck_assert_int_ge(n, 1);
+    return n;
+}
+
+START_TEST(test_operate_default_threads_follow_affinity)
+{
+    int cpus[64];
+    int n = allowed_cpus(cpus, 64);
+    if (n < 2)
+        fprintf(stderr, "test_operate_default_threads_follow_affinity: one CPU here, so one "
+                        "worker either way; the test cannot tell mask from online count\n");
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.cpu_mask = 1ull << cpus[0], .no_threads = true});
+    char log[8192];
+    h_log(&srv, log, sizeof(log));
+    ck_assert_msg(strstr(log, " threads=1 ") != NULL, "want threads=1 under a one-CPU mask: %s",
+                  log);
+    char lists[8][32];
+    ck_assert_int_eq(thread_cpu_lists(srv.pid, lists, 8), 1);
+    int fd = h_connect_ok(&srv);
+    h_echo_ok(fd, "one", 3, 5000);
+    close(fd);
+    h_stop_ok(&srv);
+    /* Without a mask of its own it takes the test's: one worker per CPU we may use. */
+    h_start_ok(&srv, &(struct h_opts){.no_threads = true});
+    h_log(&srv, log, sizeof(log));
+    char want[32];
+    snprintf(want, sizeof(want), " threads=%d ", n > 256 ? 256 : n);
+    ck_assert_msg(strstr(log, want) != NULL, "want%s: %s", want, log);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* Under mask {X}, --cpu-affinity pins both workers to X (the mask's i-th CPU, wrapping). */
+static void check_pinned_within(int cpu)
+{
+    struct h_server srv;
+    const char *args[] = {"--threads", "2", "--cpu-affinity", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args, .cpu_mask = 1ull << cpu, .no_threads = true});
+    char lists[8][32];
+    int n = thread_cpu_lists(srv.pid, lists, 8);
+    ck_assert_msg(n == 2, "%d worker threads, want 2", n);
+    char want[16];
+    snprintf(want, sizeof(want), "%d", cpu);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(strcmp(lists[i], want) == 0, "worker %d on CPUs '%s', want '%s'", i, lists[i],
+                      want);
+    char log[8192];
+    h_log(&srv, log, sizeof(log));
+    ck_assert_msg(strstr(log, "--cpu-affinity:") == NULL, "pinning failed: %s", log);
+    int fd = h_connect_ok(&srv);
+    h_echo_ok(fd, "pinned", 6, 5000);
+    close(fd);
+    h_stop_ok(&srv);
+}
+
+START_TEST(test_operate_cpu_affinity_within_mask)
+{
+    int cpus[64];
+    int n = allowed_cpus(cpus, 64);
+    check_pinned_within(cpus[0]);
+    if (n < 2) {
+        fprintf(stderr, "test_operate_cpu_affinity_within_mask: one CPU here; the mask of "
+                        "another CPU cannot be tried\n");
+        return;
+    }
+    check_pinned_within(cpus[n - 1]); /* worker 0 on it, not on CPU 0 */
+}
+END_TEST
+
 int main(void)
 {
     h_init(150);
@@ -235,5 +317,9 @@ int main(void)
     h_add_case(s, "test_operate_log_level_warn_is_quiet", test_operate_log_level_warn_is_quiet, 20);
     h_add_case(s, "test_operate_cpu_affinity_pins_workers", test_operate_cpu_affinity_pins_workers,
                20);
+    h_add_case(s, "test_operate_default_threads_follow_affinity",
+               test_operate_default_threads_follow_affinity, 30);
+    h_add_case(s, "test_operate_cpu_affinity_within_mask", test_operate_cpu_affinity_within_mask,
+               30);
     return h_run_suite(s);
 }

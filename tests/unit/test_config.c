@@ -8,7 +8,9 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netinet/in.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "listener.h"
 #include "rw_limits.h"
 
 #define ARGS_MAX    32
@@ -124,7 +127,9 @@ START_TEST(test_config_defaults)
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
     ck_assert_str_eq(cfg.listen_text, "127.0.0.1:7000");
     assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "127.0.0.1", 7000);
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    cpu_set_t allowed; /* the CPUs this process may run on, not every online one */
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
+    long cpus = CPU_COUNT(&allowed);
     uint32_t want = cpus < 1 ? 1 : cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus;
     ck_assert_uint_eq(cfg.threads, want);
     ck_assert_uint_ge(cfg.threads, 1);
@@ -252,9 +257,48 @@ START_TEST(test_config_later_option_wins)
 }
 END_TEST
 
+/* `taskset -c N ringwire` starts one worker, however many CPUs are online. */
+START_TEST(test_config_default_threads_follow_affinity)
+{
+    cpu_set_t saved;
+    ck_assert_int_eq(sched_getaffinity(0, sizeof(saved), &saved), 0);
+    int first = -1;
+    for (int cpu = 0; cpu < CPU_SETSIZE && first < 0; cpu++)
+        if (CPU_ISSET(cpu, &saved))
+            first = cpu;
+    ck_assert_int_ge(first, 0);
+    if (CPU_COUNT(&saved) < 2)
+        fprintf(stderr, "test_config_default_threads_follow_affinity: already on one CPU; "
+                        "the restriction changes nothing here\n");
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(first, &one);
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+    struct rw_config cfg;
+    rw__config_defaults(&cfg);
+    uint32_t threads = cfg.threads;
+    int parsed = PARSE(&cfg, NULL);
+    uint32_t parsed_threads = cfg.threads;
+    ck_assert_int_eq(sched_setaffinity(0, sizeof(saved), &saved), 0); /* restore first */
+    ck_assert_uint_eq(threads, 1);
+    ck_assert_int_eq(parsed, 0);
+    ck_assert_uint_eq(parsed_threads, 1);
+    /* And the whole mask again: as many as it holds. */
+    rw__config_defaults(&cfg);
+    long cpus = CPU_COUNT(&saved);
+    ck_assert_uint_eq(cfg.threads, cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus);
+}
+END_TEST
+
 START_TEST(test_config_flags)
 {
     struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--proxy-protocol"), 0);
+    ck_assert(cfg.proxy_protocol);
+    ck_assert_int_eq(PARSE(&cfg, NULL), 0);
+    ck_assert(!cfg.proxy_protocol);
+    ck_assert_int_eq(PARSE(&cfg, "--proxy-protocol=1"), -EINVAL);
+    ck_assert_str_eq(err, "--proxy-protocol: takes no value");
     ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity"), 0);
     ck_assert(cfg.cpu_affinity);
     ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
@@ -420,6 +464,75 @@ START_TEST(test_config_listen_ipv6)
 }
 END_TEST
 
+/* "[fe80::1%lo]:7000": the scope id by interface name or index, printed back by rw__format_addr. */
+START_TEST(test_config_listen_ipv6_scope_id)
+{
+    unsigned lo = if_nametoindex("lo");
+    ck_assert_uint_gt(lo, 0);
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+    char text[80];
+
+    ck_assert_int_eq(rw__parse_listen("[fe80::1%lo]:7000", &ss, &len), 0);
+    assert_v6(&ss, len, "fe80::1", 7000);
+    ck_assert_uint_eq(a6->sin6_scope_id, lo);
+    rw__format_addr((const struct sockaddr *)&ss, text, sizeof(text));
+    ck_assert_str_eq(text, "[fe80::1%lo]:7000");
+
+    ck_assert_int_eq(rw__parse_listen("[fe80::1%1]:7000", &ss, &len), 0);
+    assert_v6(&ss, len, "fe80::1", 7000);
+    ck_assert_uint_eq(a6->sin6_scope_id, 1);
+
+    /* An index no interface has (now) is printed as the number. */
+    ck_assert_int_eq(rw__parse_listen("[fe80::2%4294967295]:1", &ss, &len), 0);
+    ck_assert_uint_eq(a6->sin6_scope_id, 4294967295u);
+    rw__format_addr((const struct sockaddr *)&ss, text, sizeof(text));
+    ck_assert_str_eq(text, "[fe80::2%4294967295]:1");
+
+    /* Without a scope nothing changes. */
+    ck_assert_int_eq(rw__parse_listen("[::1]:7000", &ss, &len), 0);
+    ck_assert_uint_eq(a6->sin6_scope_id, 0);
+    rw__format_addr((const struct sockaddr *)&ss, text, sizeof(text));
+    ck_assert_str_eq(text, "[::1]:7000");
+
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "[fe80::1%lo]:9"), 0);
+    ck_assert_str_eq(cfg.listen_text, "[fe80::1%lo]:9");
+    ck_assert_uint_eq(((const struct sockaddr_in6 *)&cfg.listen_addr)->sin6_scope_id, lo);
+    /* An unknown interface is named. */
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "[fe80::1%nosuchif0]:7000"), -EINVAL);
+    ck_assert_str_eq(err, "--listen: bad address '[fe80::1%nosuchif0]:7000': no interface "
+                          "'nosuchif0'");
+    expect_bad("--listen", "[fe80::1%]:7000", "no interface after '%'");
+}
+END_TEST
+
+/* What --max-conns needs in descriptors, and the --help lines that say so. */
+START_TEST(test_config_nofile_needed)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--max-conns", "10000", "--threads", "2"), 0);
+    /* Each connection, then per worker a listener, eventfd, epoll/ring fd and slack. */
+    ck_assert_uint_eq(rw__nofile_needed(&cfg), 10000 + 2 * (3 + 16) + 64);
+    ck_assert_int_eq(PARSE(&cfg, "--max-conns", "1", "--threads", "1"), 0);
+    ck_assert_uint_eq(rw__nofile_needed(&cfg), 1 + 19 + 64);
+
+    ck_assert_int_eq(PARSE(&cfg, "--max-conns", "10000", "--threads", "2"), 0);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    ck_assert_ptr_nonnull(f);
+    rw__config_usage_nofile(&cfg, f);
+    ck_assert_int_eq(fclose(f), 0);
+    ck_assert_ptr_nonnull(text);
+    ck_assert_msg(strstr(text, "RLIMIT_NOFILE soft limit, hard") != NULL, "%s", text);
+    ck_assert_msg(strstr(text, "--max-conns 10000 with --threads 2 needs about 10102") != NULL,
+                  "%s", text);
+    free(text);
+}
+END_TEST
+
 START_TEST(test_config_listen_errors)
 {
     static const char *const bad[] = {
@@ -446,7 +559,10 @@ START_TEST(test_config_listen_errors)
         "[::1]:70000",                                      /* port out of range */
         "[1.2.3.4]:80",                                     /* IPv4 in brackets */
         "[::g]:80",                                         /* bad IPv6 */
-        "[fe80::1%lo]:80",                                  /* zone ids are not supported */
+        "[fe80::1%]:80",                                    /* empty scope id */
+        "[fe80::1%no-such-if0]:80",                         /* no such interface */
+        "[fe80::1%4294967296]:80",                          /* index beyond 32 bits */
+        "[fe80::g%lo]:80",                                  /* bad IPv6 before a good scope */
         "[0000:0000:0000:0000:0000:0000:0000:0000:0000]:1", /* too long */
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -740,6 +856,7 @@ START_TEST(test_config_usage)
         "--max-frame",
         "--max-conns",
         "--backlog",
+        "--proxy-protocol",
         "--write-buffer",
         "--max-memory",
         "--drain-timeout",
@@ -754,6 +871,7 @@ START_TEST(test_config_usage)
         "SIGTERM",
         "SIGINT",
         "SIGUSR1",
+        "SIGHUP",
         "Exit status",
         "[127.0.0.1:7000]",
         "[60s]",
@@ -902,11 +1020,15 @@ static Suite *config_suite(void)
         {"test_config_every_option_both_forms", test_config_every_option_both_forms},
         {"test_config_many_options_together", test_config_many_options_together},
         {"test_config_later_option_wins", test_config_later_option_wins},
+        {"test_config_default_threads_follow_affinity",
+         test_config_default_threads_follow_affinity},
         {"test_config_flags", test_config_flags},
         {"test_config_sizes", test_config_sizes},
         {"test_config_durations", test_config_durations},
         {"test_config_listen_ipv4", test_config_listen_ipv4},
         {"test_config_listen_ipv6", test_config_listen_ipv6},
+        {"test_config_listen_ipv6_scope_id", test_config_listen_ipv6_scope_id},
+        {"test_config_nofile_needed", test_config_nofile_needed},
         {"test_config_listen_errors", test_config_listen_errors},
         {"test_config_bounds", test_config_bounds},
         {"test_config_bad_values", test_config_bad_values},
