@@ -20,12 +20,12 @@ enum rw_uring_feature {
 #define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
 /*
- * On by default only where it measured faster here (issue 11). On the shared 2-core VM of
- * 2026-12-01 (load average 2.6-3.5) no feature measured faster with its confidence interval
- * clear of 1.0, and min-wait measured slower, so none is on until `benchmarks/run --ablation`
- * on a quiet machine says otherwise (kernel-notes/18-21).
+ * On by default only where it measured faster here (issue 11): zc-replies, for replies of
+ * RW_ZC_MIN_BYTES and more (user time per frame halved at 4-8 KiB, -17% server CPU at 16 KiB
+ * in 64 KiB buffers). inc-bufs and reg-ring showed no difference on the shared 2-core VM, and
+ * min-wait measured slower; `benchmarks/run --ablation` re-measures (kernel-notes/18-21).
  */
-#define RW_UF_DEFAULT 0u
+#define RW_UF_DEFAULT RW_UF_ZC_REPLIES
 
 /*
  * Parse LIST: comma-separated "name", "+name" (on), "-name" (off), "all", "none";

@@ -944,7 +944,7 @@ void rw__config_usage(FILE *out)
             "                              +inc-bufs,-zc-replies, all or none; each is\n"
             "                              probed and falls back when the kernel lacks\n"
             "                              it; --probe lists them and why each is\n"
-            "                              on or off by default [none]\n"
+            "                              on or off by default [zc-replies]\n"
             "  --probe                     print the kernel's io_uring features and exit\n"
             "  -h, --help                  print this help and exit\n"
             "  -V, --version               print the version and the backends compiled in\n"

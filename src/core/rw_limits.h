@@ -42,8 +42,9 @@
  * and the free share of the buffer ring below which replies are copied (1/4). */
 #define RW_ZC_HOLDS_PER_CONN 4u
 #define RW_ZC_RING_LOW_DIV   4u
-/* Smallest reply sent by reference (zc-replies); smaller ones are copied (kernel-notes/18). */
-#define RW_ZC_MIN_BYTES 0u
+/* Smallest reply payload sent by reference (zc-replies); smaller ones are copied: below it no
+ * saving was measurable, from 4 KiB up the copy it saves was (kernel-notes/18). */
+#define RW_ZC_MIN_BYTES 4096u
 /* iovecs per gathered send: epoll uses a stack array of this many. */
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */

@@ -48,7 +48,9 @@ static void echo_sizes(const char *features, bool expect_zc)
     struct h_server srv;
     const char *args[] = {"--uring-features", features, NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
-    static const uint32_t sizes[] = {0, 1, 60, 64, 1000, 1024, 4000, 16380, 16384, 70000, 262144};
+    /* Around the 4 KiB by-reference threshold, within and across 16 KiB receive buffers. */
+    static const uint32_t sizes[] = {0,    1,    60,   64,    1000,  1024,  4000,
+                                     4095, 4096, 8000, 16380, 16384, 70000, 262144};
     int fds[4];
     for (int c = 0; c < 4; c++)
         fds[c] = h_connect_ok(&srv);
@@ -88,18 +90,27 @@ START_TEST(test_features_echo_every_size_default_minus_zc)
 END_TEST
 
 /*
- * Three peers send 1000 B frames and do not read: their replies stall in the
- * kernel with the receive buffers they came in held, until the ring runs low
+ * Three peers send 5000 B frames (above the 4 KiB by-reference threshold) and do not read: their
+ * replies stall in the kernel with the receive buffers they came in held, until the ring runs low
  * and replies are copied (zc_copied_low). A fresh client is served meanwhile,
  * its traffic cycling the ring; then the stalled peers read everything and
  * every byte is what they sent.
  */
 START_TEST(test_features_ring_low_copies_and_held_bytes_survive)
 {
-    enum { STALLED = 3, PAYLOAD = 1000, FRAMES = 6000 };
+    enum { STALLED = 3, PAYLOAD = 5000, FRAMES = 1500 };
     struct h_server srv;
-    const char *args[] = {"--buf-count",  "8", "--buf-size", "4096", "--write-buffer", "64M",
-                          "--max-memory", "0", NULL};
+    const char *args[] = {"--buf-count",
+                          "8",
+                          "--buf-size",
+                          "16K",
+                          "--write-buffer",
+                          "64M",
+                          "--max-memory",
+                          "0",
+                          "--uring-features",
+                          "+zc-replies",
+                          NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
     size_t frame = H_FRAME_HDR + PAYLOAD, total = frame * FRAMES;
     uint8_t *out[STALLED];
@@ -115,9 +126,9 @@ START_TEST(test_features_ring_low_copies_and_held_bytes_survive)
             h_fill(out[c] + frame * (size_t)i + H_FRAME_HDR, PAYLOAD,
                    (uint32_t)c * 100000u + (uint32_t)i);
         }
-        /* Slowly enough that most frames arrive in their own receive (and buffer). */
-        for (int i = 0; i < FRAMES; i += 50)
-            ck_assert_int_eq(h_send_all(fds[c], out[c] + frame * (size_t)i, frame * 50, 20000), 0);
+        /* In pieces, so that most frames arrive whole within one receive buffer. */
+        for (int i = 0; i < FRAMES; i += 10)
+            ck_assert_int_eq(h_send_all(fds[c], out[c] + frame * (size_t)i, frame * 10, 20000), 0);
     }
     /* Everything received by the server (replies stuck in our unread sockets). */
     int64_t want = (int64_t)(STALLED * FRAMES);
@@ -153,6 +164,38 @@ START_TEST(test_features_ring_low_copies_and_held_bytes_survive)
     }
     free(in);
     ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
+ * The default: zc-replies on, for payloads of 4 KiB and more only (RW_ZC_MIN_BYTES). Skipped
+ * when RW_SERVER_ARGS changes the features for the whole suite.
+ */
+START_TEST(test_features_default_zc_above_threshold)
+{
+    const char *extra = getenv("RW_SERVER_ARGS");
+    if (extra && strstr(extra, "--uring-features")) {
+        fprintf(stderr, "RW_SERVER_ARGS sets --uring-features: the default is not under test\n");
+        return;
+    }
+    struct h_server srv;
+    h_start_ok(&srv, NULL);
+    int fd = h_connect_ok(&srv);
+    for (int i = 0; i < 20; i++)
+        pipelined_echo_ok(fd, 4095, 3, 40u + (uint32_t)i); /* below: copied */
+    int64_t below = h_stat_ok(&srv, "zc_replies");
+    for (int i = 0; i < 20; i++)
+        pipelined_echo_ok(fd, 4096, 3, 90u + (uint32_t)i); /* at the threshold: by reference */
+    int64_t at = h_stat_ok(&srv, "zc_replies");
+    close(fd);
+    fprintf(stderr, "%s default: zc_replies %lld after 4095 B, %lld after 4096 B\n", h_backend(),
+            (long long)below, (long long)at);
+    ck_assert_int_eq(below, 0);
+    if (is_uring())
+        ck_assert_int_gt(at, 0);
+    else
+        ck_assert_int_eq(at, 0);
     h_stop_ok(&srv);
 }
 END_TEST
@@ -213,6 +256,8 @@ int main(void)
                test_features_echo_every_size_default_minus_zc, 60);
     h_add_case(s, "test_features_ring_low_copies_and_held_bytes_survive",
                test_features_ring_low_copies_and_held_bytes_survive, 90);
+    h_add_case(s, "test_features_default_zc_above_threshold",
+               test_features_default_zc_above_threshold, 30);
     h_add_case(s, "test_features_option_probe_and_stats_line",
                test_features_option_probe_and_stats_line, 30);
     return h_run_suite(s);
