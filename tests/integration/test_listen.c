@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -279,6 +280,51 @@ START_TEST(test_listen_bind_failure_names_address)
 }
 END_TEST
 
+/*
+ * Out of descriptors with two addresses: EMFILE on one pauses accepting on both (the limit is the
+ * process's), without a busy loop, and when descriptors free up accepting resumes on both.
+ */
+START_TEST(test_listen_out_of_fds_resumes_every_address)
+{
+    enum { FLOOD = 150 };
+    const char *args[] = {"--listen", "[::1]:0", NULL};
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.listen = "127.0.0.1:0", .args = args, .nofile = 64});
+    struct bound b[ADDRS_MAX];
+    ck_assert_int_eq(listening_addrs(&srv, b, ADDRS_MAX), 2);
+    int fds[FLOOD];
+    for (int i = 0; i < FLOOD; i++) {
+        fds[i] = h_connect_start(&srv);
+        ck_assert_msg(fds[i] >= 0, "connect %d: %s", i, strerror(-fds[i]));
+    }
+    /* They complete in the backlog whether or not the server can accept them. */
+    int64_t deadline = h_now_ms() + 5000;
+    for (int i = 0; i < FLOOD; i++) {
+        struct pollfd p = {.fd = fds[i], .events = POLLOUT};
+        int left = (int)(deadline - h_now_ms());
+        ck_assert_msg(poll(&p, 1, left > 0 ? left : 0) == 1, "client %d never connected", i);
+    }
+    h_sleep_ms(200);
+    long cpu0 = h_cpu_ms(srv.pid);
+    h_sleep_ms(2000);
+    long cpu1 = h_cpu_ms(srv.pid);
+    ck_assert_msg(h_alive(&srv), "server died out of descriptors: %s", h_log_tail(&srv));
+    int64_t accepted = h_stat_ok(&srv, "accepted");
+    ck_assert_msg(accepted < FLOOD, "%lld of %d accepted under RLIMIT_NOFILE 64",
+                  (long long)accepted, FLOOD);
+    ck_assert_int_gt(h_stat_ok(&srv, "accept_backoffs"), 0);
+    ck_assert_msg(cpu1 - cpu0 < 500 * h_time_factor(),
+                  "server used %ld ms of CPU in 2 s while out of descriptors (busy loop?)",
+                  cpu1 - cpu0);
+    for (int i = 0; i < FLOOD; i++)
+        close(fds[i]);
+    /* Accepting resumes on both addresses. */
+    echo_on(AF_INET, "127.0.0.1", b[0].port, 11);
+    echo_on(AF_INET6, "::1", b[1].port, 12);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 int main(void)
 {
     h_init(150);
@@ -287,6 +333,8 @@ int main(void)
     h_add_case(s, "test_listen_two_addresses", test_listen_two_addresses, 60);
     h_add_case(s, "test_listen_localhost_every_address", test_listen_localhost_every_address, 30);
     h_add_case(s, "test_listen_v6only_and_dual_stack", test_listen_v6only_and_dual_stack, 30);
+    h_add_case(s, "test_listen_out_of_fds_resumes_every_address",
+               test_listen_out_of_fds_resumes_every_address, 60);
     h_add_case(s, "test_listen_bad_host_exits_2", test_listen_bad_host_exits_2, 30);
     h_add_case(s, "test_listen_bind_failure_names_address", test_listen_bind_failure_names_address,
                30);
