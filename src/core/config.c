@@ -670,8 +670,11 @@ static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
                 return fail(o, "'%s' repeats an address of '%s'", o->value, cfg->listen[j].text);
     }
     for (unsigned i = 0; i < n; i++) {
-        cfg->listen[have + i] = got[i];
-        snprintf(cfg->listen[have + i].text, sizeof(cfg->listen[have + i].text), "%s", o->value);
+        struct rw_listen *l = &cfg->listen[have + i];
+        memset(l, 0, sizeof(*l)); /* whole bytes: configs compare with memcmp (the unit tests) */
+        snprintf(l->text, sizeof(l->text), "%s", o->value);
+        memcpy(&l->addr, &got[i].addr, got[i].addr_len);
+        l->addr_len = got[i].addr_len;
     }
     cfg->listen_count = have + n;
     cfg->listen_given = true;
