@@ -301,7 +301,9 @@ static void usage(FILE *out)
             "usage: ringwire-bench [OPTIONS]\n"
             "Drive a ringwire echo server and report throughput and latency.\n"
             "\n"
-            "  --connect HOST:PORT   server address; IPv6 as [::1]:7000 [127.0.0.1:7000]\n"
+            "  --connect HOST:PORT   server address; IPv6 as [::1]:7000; a name's addresses\n"
+            "                        are tried in turn, the first that connects is used\n"
+            "                        [127.0.0.1:7000]\n"
             "  --conns N             connections [64]\n"
             "  --size BYTES          payload bytes per frame; K/M/G suffixes [64]\n"
             "  --depth K             frames in flight per connection (closed loop) [1]\n"
@@ -432,8 +434,27 @@ static void parse_target(const char *opt, const char *text, struct config *cfg)
         fprintf(stderr, "ringwire-bench: %s %s: %s\n", opt, text, gai_strerror(rc));
         exit(2);
     }
-    memcpy(&cfg->addr, res->ai_addr, res->ai_addrlen);
-    cfg->addr_len = res->ai_addrlen;
+    /* The first address that takes a connection, as a client library would (localhost may be
+     * ::1 first with the server on 127.0.0.1 only). One address: no probe, nothing extra for the
+     * server to count. None connects: the first, and the run reports the failure. */
+    const struct addrinfo *pick = res;
+    if (res->ai_next != NULL) {
+        for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
+            int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (fd < 0)
+                continue;
+            struct timeval tv = {.tv_sec = CONNECT_TIMEOUT_S};
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+            int ok = connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+            close(fd);
+            if (ok) {
+                pick = ai;
+                break;
+            }
+        }
+    }
+    memcpy(&cfg->addr, pick->ai_addr, pick->ai_addrlen);
+    cfg->addr_len = pick->ai_addrlen;
     freeaddrinfo(res);
     cfg->target = text;
 }

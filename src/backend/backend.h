@@ -19,10 +19,10 @@ struct rw_conn;
 
 struct rw_backend_ops {
     const char *name;
-    /* Create the backend for loop (loop->listen_fd, loop->wake_fd are set). 0 or -errno. */
+    /* Create the backend for loop (loop->listen_fds, loop->wake_fd are set). 0 or -errno. */
     int (*init)(struct rw_loop *loop, void **out_be);
     void (*destroy)(void *be);
-    /* Start/stop accepting on loop->listen_fd. stop is idempotent. */
+    /* Start/stop accepting on every loop->listen_fds[i]. stop is idempotent. */
     int (*accept_start)(void *be);
     void (*accept_stop)(void *be);
     /* A new connection: start reading. 0 or -errno (the core then closes it). */

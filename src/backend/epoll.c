@@ -79,14 +79,24 @@ static void ep_destroy(void *be)
     free(ep);
 }
 
+/* Each listener is tagged with its index in loop->listen_fds. */
 static int ep_accept_start(void *be)
 {
     struct ep_backend *ep = be;
     if (ep->accept_armed)
         return 0;
-    int rc = ep_ctl(ep, EPOLL_CTL_ADD, ep->loop->listen_fd, EPOLLIN, (uint64_t)TAG_LISTEN << 56);
-    ep->accept_armed = rc == 0;
-    return rc;
+    const struct rw_loop *loop = ep->loop;
+    for (uint32_t i = 0; i < loop->listen_count; i++) {
+        int rc = ep_ctl(ep, EPOLL_CTL_ADD, loop->listen_fds[i], EPOLLIN,
+                        ((uint64_t)TAG_LISTEN << 56) | i);
+        if (rc < 0) {
+            while (i-- > 0) /* all or none: accept_stop would not know which */
+                (void)ep_ctl(ep, EPOLL_CTL_DEL, loop->listen_fds[i], 0, 0);
+            return rc;
+        }
+    }
+    ep->accept_armed = true;
+    return 0;
 }
 
 static void ep_accept_stop(void *be)
@@ -94,7 +104,8 @@ static void ep_accept_stop(void *be)
     struct ep_backend *ep = be;
     if (!ep->accept_armed)
         return;
-    (void)ep_ctl(ep, EPOLL_CTL_DEL, ep->loop->listen_fd, 0, 0);
+    for (uint32_t i = 0; i < ep->loop->listen_count; i++)
+        (void)ep_ctl(ep, EPOLL_CTL_DEL, ep->loop->listen_fds[i], 0, 0);
     ep->accept_armed = false;
 }
 
@@ -126,8 +137,14 @@ static void ep_set(struct ep_backend *ep, struct rw_conn *c, uint32_t bit, bool 
     (void)ep_update(ep, c); /* fails only for a dead fd, which the next I/O reports */
 }
 
-static void ep_read_pause(void *be, struct rw_conn *c) { ep_set(be, c, EP_READ, false); }
-static void ep_read_resume(void *be, struct rw_conn *c) { ep_set(be, c, EP_READ, true); }
+static void ep_read_pause(void *be, struct rw_conn *c)
+{
+    ep_set(be, c, EP_READ, false);
+}
+static void ep_read_resume(void *be, struct rw_conn *c)
+{
+    ep_set(be, c, EP_READ, true);
+}
 
 static int ep_flush(void *be, struct rw_conn *c)
 {
@@ -162,11 +179,13 @@ static bool ep_close(void *be, struct rw_conn *c)
     return true;
 }
 
-static void ep_accept_ready(struct ep_backend *ep)
+static void ep_accept_ready(struct ep_backend *ep, uint32_t listener)
 {
     struct rw_loop *loop = ep->loop;
+    RW_ASSERT(listener < loop->listen_count);
+    int listen_fd = loop->listen_fds[listener];
     for (unsigned i = 0; i < RW_ACCEPT_BATCH_MAX && ep->accept_armed; i++) {
-        int fd = accept4(loop->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
             rw__loop_on_accept(loop, fd);
             continue;
@@ -229,7 +248,7 @@ static int ep_wait(void *be, int timeout_ms)
         uint64_t tag = ep->events[i].data.u64;
         switch (tag >> 56) {
         case TAG_LISTEN:
-            ep_accept_ready(ep);
+            ep_accept_ready(ep, (uint32_t)(tag & 0xffffffu));
             break;
         case TAG_WAKE: {
             uint64_t value;

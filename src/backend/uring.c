@@ -85,7 +85,7 @@ struct ur_backend {
      */
     uint32_t rearm_credit;
     struct rw_conn *starved_head, *starved_tail; /* FIFO of UR_STARVED connections */
-    bool accept_live;                            /* the multishot accept SQE has not ended */
+    uint32_t accept_live; /* bit i: listener i's multishot accept SQE has not ended */
     bool accept_want;
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
@@ -97,6 +97,7 @@ struct ur_backend {
 };
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
+_Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
 
 static uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
 {
@@ -285,21 +286,29 @@ static void ur_destroy(void *be)
     free(ur);
 }
 
-static void ur_arm_accept(struct ur_backend *ur)
+/* One multishot accept per listener; user_data carries the listener's index. */
+static uint64_t ud_accept(enum ur_op op, uint32_t listener)
 {
+    return ((uint64_t)op << 56) | listener;
+}
+
+static void ur_arm_accept(struct ur_backend *ur, uint32_t listener)
+{
+    RW_ASSERT(listener < ur->loop->listen_count);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     /* Blocking sockets: io_uring waits by itself; CLOEXEC so children never inherit them. */
-    io_uring_prep_multishot_accept(sqe, ur->loop->listen_fd, NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, (uint64_t)OP_ACCEPT << 56);
-    ur->accept_live = true;
+    io_uring_prep_multishot_accept(sqe, ur->loop->listen_fds[listener], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data64(sqe, ud_accept(OP_ACCEPT, listener));
+    ur->accept_live |= 1u << listener;
 }
 
 static int ur_accept_start(void *be)
 {
     struct ur_backend *ur = be;
     ur->accept_want = true;
-    if (!ur->accept_live)
-        ur_arm_accept(ur); /* else: the ending one is re-armed when its last CQE comes */
+    for (uint32_t i = 0; i < ur->loop->listen_count; i++)
+        if (!(ur->accept_live & (1u << i)))
+            ur_arm_accept(ur, i); /* else: an ending one is re-armed when its last CQE comes */
     return 0;
 }
 
@@ -309,11 +318,13 @@ static void ur_accept_stop(void *be)
     if (!ur->accept_want)
         return;
     ur->accept_want = false;
-    if (!ur->accept_live)
-        return;
-    struct io_uring_sqe *sqe = ur_sqe(ur);
-    io_uring_prep_cancel64(sqe, (uint64_t)OP_ACCEPT << 56, 0);
-    io_uring_sqe_set_data64(sqe, (uint64_t)OP_ACCEPT_CANCEL << 56);
+    for (uint32_t i = 0; i < ur->loop->listen_count; i++) {
+        if (!(ur->accept_live & (1u << i)))
+            continue;
+        struct io_uring_sqe *sqe = ur_sqe(ur);
+        io_uring_prep_cancel64(sqe, ud_accept(OP_ACCEPT, i), 0);
+        io_uring_sqe_set_data64(sqe, ud_accept(OP_ACCEPT_CANCEL, i));
+    }
 }
 
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
@@ -553,19 +564,22 @@ static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
 
 static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
 {
+    uint32_t listener = (uint32_t)(io_uring_cqe_get_data64(cqe) & 0xffffffu);
+    RW_ASSERT(listener < ur->loop->listen_count);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (!more)
-        ur->accept_live = false;
+        ur->accept_live &= ~(1u << listener);
     if (cqe->res >= 0) {
         rw__loop_on_accept(ur->loop, cqe->res);
     } else if (cqe->res != -ECANCELED && ur->accept_want && !more) {
-        ur->accept_want = false; /* the core backs off (EMFILE...) and asks again */
+        /* The core backs off (EMFILE...): its accept_stop cancels the other listeners' accepts,
+         * and it asks again later. */
         rw__loop_on_accept_error(ur->loop, cqe->res);
         return;
     }
-    if (!ur->accept_live && ur->accept_want) {
+    if (!(ur->accept_live & (1u << listener)) && ur->accept_want) {
         rw__stat_add(&ur->loop->stats, RW_STAT_REARM_ACCEPT, 1);
-        ur_arm_accept(ur);
+        ur_arm_accept(ur, listener);
     }
 }
 

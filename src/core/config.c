@@ -4,13 +4,18 @@
  * Nothing here prints or exits; every error names the option first and says
  * why, and main turns it into exit status 2. Value syntax (sizes, durations,
  * numeric listen addresses) is parsed by the rw__parse_* helpers, which the
- * unit tests exercise on their own.
+ * unit tests exercise on their own. --listen names are resolved here, at
+ * parse time (rw__resolve_listen), as nginx resolves its listen directive
+ * when it reads its configuration: a name that does not resolve is a
+ * configuration error (exit 2, the resolver's reason in the message), and
+ * the server opens listeners for a fixed list of addresses.
  */
 #include "config.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -276,6 +281,140 @@ int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t 
     return parse_listen(text, addr, addr_len, &why, why_buf, sizeof(why_buf));
 }
 
+/* The resolver's reason for rc (getaddrinfo's return), with EAI_SYSTEM's errno spelled out. */
+static const char *gai_reason(int rc, int saved_errno)
+{
+    return rc == EAI_SYSTEM ? strerror(saved_errno) : gai_strerror(rc);
+}
+
+/*
+ * PORT of --listen: a number (range-checked here: getaddrinfo would take 70000 modulo 65536) or,
+ * when it starts with a letter, a service name from the services database (no DNS).
+ */
+static int resolve_port(const char *text, uint16_t *port, char *why, size_t why_bytes)
+{
+    const char *reason = NULL;
+    bool name = (*text >= 'a' && *text <= 'z') || (*text >= 'A' && *text <= 'Z');
+    if (!name) {
+        if (parse_port(text, port, &reason) < 0) {
+            snprintf(why, why_bytes, "%s", reason);
+            return -EINVAL;
+        }
+        return 0;
+    }
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(NULL, text, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, why_bytes, "unknown service '%s': %s", text, gai_reason(rc, errno));
+        return -EINVAL;
+    }
+    const struct sockaddr *sa = res->ai_addr;
+    *port =
+        ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)(const void *)sa)->sin6_port
+                                        : ((const struct sockaddr_in *)(const void *)sa)->sin_port);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* Append addr (port set to port) to out unless it is there already. -E2BIG when out is full. */
+static int add_addr(struct rw_listen *out, unsigned max, unsigned *count, const struct sockaddr *sa,
+                    socklen_t sa_len, uint16_t port)
+{
+    RW_ASSERT(sa_len <= sizeof(out->addr));
+    struct rw_listen l;
+    memset(&l.addr, 0, sizeof(l.addr));
+    memcpy(&l.addr, sa, sa_len);
+    l.addr_len = sa_len;
+    if (sa->sa_family == AF_INET6)
+        ((struct sockaddr_in6 *)&l.addr)->sin6_port = htons(port);
+    else
+        ((struct sockaddr_in *)&l.addr)->sin_port = htons(port);
+    for (unsigned i = 0; i < *count; i++)
+        if (out[i].addr_len == l.addr_len && memcmp(&out[i].addr, &l.addr, l.addr_len) == 0)
+            return 0; /* a name listed twice in /etc/hosts, say */
+    if (*count >= max)
+        return -E2BIG;
+    out[*count].addr = l.addr;
+    out[*count].addr_len = l.addr_len;
+    ++*count;
+    return 0;
+}
+
+/* True for "1.2.3", "256.0.0.1": meant as numbers, which getaddrinfo would read as inet_aton does
+ * (1.2.3 is 1.2.0.3) or send to DNS. */
+static bool looks_numeric(const char *host)
+{
+    return strspn(host, "0123456789.") == strlen(host);
+}
+
+int rw__resolve_listen(const char *text, struct rw_listen *out, unsigned max, unsigned *count,
+                       char *why, size_t why_bytes)
+{
+    RW_ASSERT(text != NULL);
+    RW_ASSERT(out != NULL);
+    RW_ASSERT(count != NULL);
+    RW_ASSERT(why != NULL && why_bytes > 0);
+    *count = 0;
+    char host[RW_LISTEN_TEXT_MAX];
+    const char *port_text;
+    const char *reason = NULL;
+    bool v6;
+    if (strlen(text) >= RW_LISTEN_TEXT_MAX) {
+        snprintf(why, why_bytes, "longer than %u characters", RW_LISTEN_TEXT_MAX - 1);
+        return -EINVAL;
+    }
+    if (split_host_port(text, host, sizeof(host), &port_text, &v6, &reason) < 0)
+        goto err_reason;
+    uint16_t port;
+    int rc = resolve_port(port_text, &port, why, why_bytes);
+    if (rc < 0)
+        return rc;
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
+    if (v6) {
+        /* In brackets: a numeric IPv6 address, perhaps with a scope id; never a name. */
+        char numeric[RW_LISTEN_TEXT_MAX + 8];
+        socklen_t len;
+        snprintf(numeric, sizeof(numeric), "[%s]:%u", host, (unsigned)port);
+        rc = parse_listen(numeric, &ss, &len, &reason, why, why_bytes);
+        if (rc < 0)
+            goto err_reason;
+        return add_addr(out, max, count, (const struct sockaddr *)&ss, len, port);
+    }
+    if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+        a4->sin_family = AF_INET;
+        return add_addr(out, max, count, (const struct sockaddr *)a4, sizeof(*a4), port);
+    }
+    if (looks_numeric(host)) {
+        reason = "not a numeric IPv4 address (four numbers 0-255, e.g. 127.0.0.1)";
+        goto err_reason;
+    }
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        snprintf(why, why_bytes, "cannot resolve '%s': %s", host, gai_reason(rc, errno));
+        return -EINVAL;
+    }
+    rc = 0;
+    for (const struct addrinfo *ai = res; ai != NULL && rc == 0; ai = ai->ai_next)
+        if (ai->ai_family == AF_INET || ai->ai_family == AF_INET6)
+            rc = add_addr(out, max, count, ai->ai_addr, ai->ai_addrlen, port);
+    freeaddrinfo(res);
+    if (rc == 0 && *count == 0) {
+        snprintf(why, why_bytes, "'%s' has no IPv4 or IPv6 address", host);
+        return -EINVAL;
+    }
+    return rc;
+
+err_reason:
+    if (reason != why) /* parse_listen may have written its reason into why already */
+        snprintf(why, why_bytes, "%s", reason);
+    return -EINVAL;
+}
+
 uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes)
 {
     uint64_t base = phys_bytes;
@@ -311,9 +450,10 @@ void rw__config_defaults(struct rw_config *cfg)
     memset(cfg, 0, sizeof(*cfg));
     cfg->action = RW_ACTION_RUN;
     cfg->backend = RW_BACKEND_AUTO;
-    snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", "127.0.0.1:7000");
-    int rc = rw__parse_listen(cfg->listen_text, &cfg->listen_addr, &cfg->listen_addr_len);
+    snprintf(cfg->listen[0].text, sizeof(cfg->listen[0].text), "%s", "127.0.0.1:7000");
+    int rc = rw__parse_listen(cfg->listen[0].text, &cfg->listen[0].addr, &cfg->listen[0].addr_len);
     RW_ASSERT(rc == 0);
+    cfg->listen_count = 1;
     cpu_set_t allowed; /* the CPUs we may run on (taskset, CPUAffinity=), not all online */
     int n_allowed = rw__cpus_allowed(&allowed);
     long cpus = n_allowed > 0 ? n_allowed : CPU_COUNT(&allowed);
@@ -505,18 +645,48 @@ static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+/*
+ * Each --listen adds its addresses (the first replaces the default). An address given twice
+ * with the same non-zero port is refused: the second set of listeners would only join the
+ * first one's SO_REUSEPORT group, silently.
+ */
 static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
 {
-    const char *why = "too long";
-    char why_buf[64];
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
-    if (strlen(o->value) >= sizeof(cfg->listen_text) ||
-        parse_listen(o->value, &addr, &addr_len, &why, why_buf, sizeof(why_buf)) < 0)
+    unsigned have = cfg->listen_given ? cfg->listen_count : 0;
+    struct rw_listen got[RW_LISTEN_MAX];
+    unsigned n = 0;
+    char why[192];
+    int rc = rw__resolve_listen(o->value, got, RW_LISTEN_MAX - have, &n, why, sizeof(why));
+    if (rc == -E2BIG)
+        return fail(o, "too many addresses: '%s' makes more than %u in all", o->value,
+                    RW_LISTEN_MAX);
+    if (rc < 0)
         return fail(o, "bad address '%s': %s", o->value, why);
-    snprintf(cfg->listen_text, sizeof(cfg->listen_text), "%s", o->value);
-    cfg->listen_addr = addr;
-    cfg->listen_addr_len = addr_len;
+    for (unsigned i = 0; i < n; i++) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&got[i].addr;
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&got[i].addr;
+        bool ephemeral = (a->sin_family == AF_INET6 ? a6->sin6_port : a->sin_port) == 0;
+        for (unsigned j = 0; j < have && !ephemeral; j++)
+            if (cfg->listen[j].addr_len == got[i].addr_len &&
+                memcmp(&cfg->listen[j].addr, &got[i].addr, got[i].addr_len) == 0)
+                return fail(o, "'%s' repeats an address of '%s'", o->value, cfg->listen[j].text);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct rw_listen *l = &cfg->listen[have + i];
+        memset(l, 0, sizeof(*l)); /* whole bytes: configs compare with memcmp (the unit tests) */
+        snprintf(l->text, sizeof(l->text), "%s", o->value);
+        memcpy(&l->addr, &got[i].addr, got[i].addr_len);
+        l->addr_len = got[i].addr_len;
+    }
+    cfg->listen_count = have + n;
+    cfg->listen_given = true;
+    return 0;
+}
+
+static int set_ipv6_dual_stack(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    (void)o;
+    cfg->ipv6_dual_stack = true;
     return 0;
 }
 
@@ -737,6 +907,7 @@ struct opt_def {
 static const struct opt_def opt_defs[] = {
     {"--backend", NULL, true, set_backend},
     {"--listen", NULL, true, set_listen},
+    {"--ipv6-dual-stack", NULL, false, set_ipv6_dual_stack},
     {"--threads", NULL, true, set_threads},
     {"--cpu-affinity", NULL, false, set_cpu_affinity},
     {"--idle-timeout", NULL, true, set_idle_timeout},
@@ -875,11 +1046,17 @@ void rw__config_usage(FILE *out)
             "                              has every io_uring feature it needs, else\n"
             "                              epoll, and logs why; uring fails if a\n"
             "                              feature is missing [auto]\n"
-            "  --listen HOST:PORT          numeric address to listen on (no DNS); IPv6\n"
-            "                              in brackets, e.g. [::1]:7000, with a scope\n"
-            "                              id as [fe80::1%%eth0]:7000; 0.0.0.0 or [::]\n"
-            "                              for all; port 0 picks a free port\n"
-            "                              [127.0.0.1:7000]\n"
+            "  --listen HOST:PORT          address to listen on; repeat for more (up to\n"
+            "                              %u). HOST: a name (getaddrinfo; every address\n"
+            "                              it resolves to, e.g. localhost: 127.0.0.1 and\n"
+            "                              ::1), IPv4, or IPv6 in brackets, e.g.\n"
+            "                              [::1]:7000, [fe80::1%%eth0]:7000; 0.0.0.0 or\n"
+            "                              [::] for all. PORT: a number (0 picks a free\n"
+            "                              port) or a service name (http). Every worker\n"
+            "                              listens on every address [127.0.0.1:7000]\n"
+            "  --ipv6-dual-stack           IPv6 listeners take IPv4 too ([::] all of\n"
+            "                              both); else IPV6_V6ONLY: [::] is IPv6 only,\n"
+            "                              whatever net.ipv6.bindv6only says [off]\n"
             "  --threads N                 worker threads, each with its own loop and\n"
             "                              SO_REUSEPORT listener, 1 to %u [the CPUs\n"
             "                              this process may run on: its affinity mask]\n"
@@ -950,7 +1127,7 @@ void rw__config_usage(FILE *out)
             "  -V, --version               print the version and the backends compiled in\n"
             "\n"
             "Every option takes '--opt VALUE' or '--opt=VALUE'; a later one overrides an\n"
-            "earlier one.\n"
+            "earlier one, except --listen, which adds addresses.\n"
             "SIZE: bytes, or a number with K, M or G (powers of 1024), e.g. 4096, 64K, 1M.\n"
             "DUR: a number with ms, s or m (milliseconds, seconds, minutes), e.g. 250ms,\n"
             "10s, 2m; a bare number is seconds; at most 30 days.\n"
@@ -966,8 +1143,10 @@ void rw__config_usage(FILE *out)
             "Exit status:\n"
             "  0  clean shutdown (or --help, --version, --probe)\n"
             "  1  runtime failure; the message names what failed and why\n"
-            "  2  bad usage or configuration; the message names the option and why\n",
-            RW_THREADS_MAX, size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
+            "  2  bad usage or configuration; the message names the option and why\n"
+            "     (also a --listen name that does not resolve: the resolver's reason)\n",
+            RW_LISTEN_MAX, RW_THREADS_MAX,
+            size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
             size_text(rw__default_max_memory(machine_memory_bytes(), cgroup_memory_max_bytes()),
                       mem_default, sizeof(mem_default)),
             RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
@@ -980,9 +1159,11 @@ uint64_t rw__nofile_needed(const struct rw_config *cfg)
     RW_ASSERT(cfg != NULL);
     RW_ASSERT(cfg->threads >= 1);
     RW_ASSERT(cfg->threads <= RW_THREADS_MAX);
-    return (uint64_t)cfg->max_conns +
-           (uint64_t)cfg->threads * (RW_NOFILE_PER_WORKER + RW_NOFILE_WORKER_SLACK) +
-           RW_NOFILE_PROCESS_SLACK;
+    RW_ASSERT(cfg->listen_count >= 1);
+    RW_ASSERT(cfg->listen_count <= RW_LISTEN_MAX);
+    /* RW_NOFILE_PER_WORKER counts one listener; each further --listen address adds one. */
+    uint64_t per_worker = RW_NOFILE_PER_WORKER + (cfg->listen_count - 1) + RW_NOFILE_WORKER_SLACK;
+    return (uint64_t)cfg->max_conns + (uint64_t)cfg->threads * per_worker + RW_NOFILE_PROCESS_SLACK;
 }
 
 static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)

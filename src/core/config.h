@@ -13,16 +13,26 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "rw_limits.h"
 
 enum rw_backend_kind { RW_BACKEND_AUTO = 0, RW_BACKEND_URING, RW_BACKEND_EPOLL };
 enum rw_config_action { RW_ACTION_RUN = 0, RW_ACTION_HELP, RW_ACTION_VERSION, RW_ACTION_PROBE };
 
+/* One address to listen on: every worker opens one SO_REUSEPORT listener for it. */
+struct rw_listen {
+    char text[RW_LISTEN_TEXT_MAX]; /* the --listen it came from, as given: "localhost:7000" */
+    struct sockaddr_storage addr;  /* one address it resolved to */
+    socklen_t addr_len;
+};
+
 struct rw_config {
     enum rw_config_action action;
     enum rw_backend_kind backend;
-    char listen_text[256];               /* as given, e.g. "[::1]:7000" */
-    struct sockaddr_storage listen_addr; /* resolved numeric address */
-    socklen_t listen_addr_len;
+    /* In --listen order; a name's addresses in the resolver's order. 1 .. RW_LISTEN_MAX. */
+    struct rw_listen listen[RW_LISTEN_MAX];
+    uint32_t listen_count;
+    bool listen_given;            /* a --listen replaced the default 127.0.0.1:7000 */
+    bool ipv6_dual_stack;         /* --ipv6-dual-stack: IPV6_V6ONLY off on IPv6 listeners */
     uint32_t threads;             /* >= 1; default: the CPUs of our affinity mask */
     bool cpu_affinity;            /* --cpu-affinity: pin worker i to the mask's i-th CPU */
     uint64_t idle_timeout_ms;     /* 0 disables */
@@ -81,8 +91,18 @@ int rw__config_check_fit(const struct rw_config *cfg, uint64_t phys_bytes, char 
 int rw__parse_size(const char *text, uint64_t *out_bytes);
 /* "250ms", "10s", "2m", bare number = seconds. 0 or -EINVAL / -ERANGE. */
 int rw__parse_duration_ms(const char *text, uint64_t *out_ms);
-/* "127.0.0.1:7000", "[::1]:7000", "0.0.0.0:80", "[::]:0". 0 or -EINVAL. */
+/* "127.0.0.1:7000", "[::1]:7000", "0.0.0.0:80", "[::]:0". 0 or -EINVAL. Numeric only (no DNS). */
 int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len);
+/*
+ * HOST:PORT as --listen takes it: HOST a numeric IPv4 address, an IPv6 one in brackets (scope
+ * id too, as rw__parse_listen), or a name resolved with getaddrinfo, which yields every address
+ * it has (localhost: 127.0.0.1 and ::1 when /etc/hosts says so), in the resolver's order,
+ * duplicates dropped; PORT a number or a service name ("http", from /etc/services). Writes up
+ * to max addresses to out and their number to *count. 0; -EINVAL with the reason (for a name,
+ * the resolver's: gai_strerror) in why; -E2BIG when there are more than max.
+ */
+int rw__resolve_listen(const char *text, struct rw_listen *out, unsigned max, unsigned *count,
+                       char *why, size_t why_bytes);
 
 /*
  * Keepalive probe schedule for --keepalive idle_s (> 0): the first probe after

@@ -48,7 +48,7 @@ int rw__somaxconn(void)
 }
 
 int rw__listener_open(const struct sockaddr *addr, socklen_t addr_len, uint32_t backlog,
-                      bool reuseport, char *what, size_t what_bytes)
+                      bool reuseport, bool v6only, char *what, size_t what_bytes)
 {
     char text[80];
     rw__format_addr(addr, text, sizeof(text));
@@ -62,6 +62,16 @@ int rw__listener_open(const struct sockaddr *addr, socklen_t addr_len, uint32_t 
     if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
         (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0)) {
         snprintf(what, what_bytes, "setsockopt %s", text);
+        goto err_close;
+    }
+    /*
+     * Set either way, never left to net.ipv6.bindv6only: "[::]:7000" must mean the same on
+     * every host (kernel-notes/08). Before bind: the kernel refuses a change after it.
+     */
+    int v6only_value = v6only ? 1 : 0;
+    if (addr->sa_family == AF_INET6 &&
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only_value, sizeof(v6only_value)) < 0) {
+        snprintf(what, what_bytes, "setsockopt IPV6_V6ONLY %s", text);
         goto err_close;
     }
     if (bind(fd, addr, addr_len) < 0) {

@@ -1029,14 +1029,18 @@ int rw__loop_run(struct rw_loop *loop)
 
 /* ---- setup ---- */
 
-int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id, int listen_fd)
+int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
+                  const int *listen_fds, uint32_t listen_count)
 {
+    RW_ASSERT(listen_count >= 1);
+    RW_ASSERT(listen_count <= RW_LISTEN_MAX);
     memset(loop, 0, sizeof(*loop));
     loop->shared = shared;
     loop->cfg = shared->cfg;
     loop->ops = shared->ops;
     loop->worker_id = worker_id;
-    loop->listen_fd = listen_fd;
+    memcpy(loop->listen_fds, listen_fds, listen_count * sizeof(*listen_fds));
+    loop->listen_count = listen_count;
     loop->wake_fd = -1;
     loop->conn_cap = shared->cfg->max_conns;
     RW_ASSERT(loop->conn_cap > 0 && loop->conn_cap <= RW_CONNS_MAX);

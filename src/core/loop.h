@@ -59,7 +59,8 @@ struct rw_loop {
     struct rw_conn *dirty_head;
     uint32_t dirty_count; /* connections on the dirty list */
 
-    int listen_fd;
+    int listen_fds[RW_LISTEN_MAX]; /* one per --listen address, all in SO_REUSEPORT groups */
+    uint32_t listen_count;
     int wake_fd; /* eventfd: the main thread wakes us for stop */
     bool accepting;
     uint64_t accept_resume_ms; /* 0: no backoff pending */
@@ -83,7 +84,8 @@ struct rw_loop {
  * Allocate the table, wheel and pool, start the backend; do not accept yet.
  * 0 or -errno (logs nothing).
  */
-int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id, int listen_fd);
+int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
+                  const int *listen_fds, uint32_t listen_count);
 /*
  * Start accepting (unless stop is already set), then run until drained after
  * a stop request. 0 or -errno on a fatal backend failure.

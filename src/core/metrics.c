@@ -358,7 +358,9 @@ int rw__metrics_start(struct rw_metrics **out, const struct sockaddr *addr, sock
     }
     m->src = *src;
     m->stop_fd = -1;
-    m->listen_fd = rw__listener_open(addr, addr_len, METRICS_BACKLOG, false, what, sizeof(what));
+    /* [::] is IPv6 only, as for --listen without --ipv6-dual-stack. */
+    m->listen_fd =
+        rw__listener_open(addr, addr_len, METRICS_BACKLOG, false, true, what, sizeof(what));
     int rc = m->listen_fd;
     if (rc < 0) {
         RW_ERROR("metrics: %s: %s", what, strerror(-rc));

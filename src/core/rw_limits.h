@@ -86,6 +86,13 @@
 #define RW_KEEPALIVE_PROBES_MAX 127u
 /* --tcp-user-timeout ceiling: the kernel takes a non-negative int of milliseconds. */
 #define RW_TCP_USER_TIMEOUT_MAX_MS ((unsigned)INT_MAX)
+/*
+ * --listen: addresses at most, over every --listen and every address a name
+ * resolves to; each worker holds one listener per address.
+ */
+#define RW_LISTEN_MAX 16u
+/* --listen HOST:PORT as given, NUL included. */
+#define RW_LISTEN_TEXT_MAX 256u
 /* --threads ceiling. */
 #define RW_THREADS_MAX 256u
 /*

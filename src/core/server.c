@@ -34,7 +34,7 @@ struct worker {
     struct server *server;
     struct rw_loop loop;
     int id;
-    int listen_fd;
+    int listen_fds[RW_LISTEN_MAX]; /* one per cfg->listen address; -1 until opened */
     int init_rc;
     int run_rc;
     bool reported;
@@ -109,7 +109,7 @@ static void *worker_main(void *arg)
     if (shared->cfg->cpu_affinity)
         pin_to_cpu(w->id);
     /* Rings are created here: SINGLE_ISSUER ties a ring to the thread that made it. */
-    int rc = rw__loop_init(&w->loop, shared, w->id, w->listen_fd);
+    int rc = rw__loop_init(&w->loop, shared, w->id, w->listen_fds, shared->cfg->listen_count);
     report_init(w, rc);
     if (rc < 0)
         return NULL;
@@ -130,41 +130,41 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int open_listeners(struct server *srv)
+/*
+ * One SO_REUSEPORT group per address: every worker gets a listener on each (port 0: the port the
+ * first worker's bind picked, so the group shares it).
+ */
+static int open_address(struct server *srv, uint32_t a)
 {
     const struct rw_config *cfg = srv->shared.cfg;
-    const struct sockaddr *addr = (const struct sockaddr *)&cfg->listen_addr;
-    char what[128];
-    int somaxconn = rw__somaxconn();
-    if (somaxconn > 0 && cfg->backlog > (uint32_t)somaxconn)
-        RW_WARN("--backlog %u exceeds net.core.somaxconn (%d): the kernel clamps it; raise it with "
-                "sysctl -w net.core.somaxconn=%u",
-                cfg->backlog, somaxconn, cfg->backlog);
+    const struct rw_listen *l = &cfg->listen[a];
+    bool v6only = !cfg->ipv6_dual_stack;
+    char what[160];
     bool group = srv->count > 1;
-    const void *sa = &cfg->listen_addr;
-    in_port_t port = cfg->listen_addr.ss_family == AF_INET6
-                         ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                         : ((const struct sockaddr_in *)sa)->sin_port;
+    const void *sa = &l->addr;
+    in_port_t port = l->addr.ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                                   : ((const struct sockaddr_in *)sa)->sin_port;
     bool ephemeral = port == 0;
     if (group && !ephemeral) {
         /* SO_REUSEPORT would let us join another process's group: bind alone first. */
-        int fd = rw__listener_open(addr, cfg->listen_addr_len, 1, false, what, sizeof(what));
+        int fd = rw__listener_open((const struct sockaddr *)&l->addr, l->addr_len, 1, false, v6only,
+                                   what, sizeof(what));
         if (fd < 0) {
-            RW_ERROR("%s: %s", what, strerror(-fd));
+            RW_ERROR("--listen %s: %s: %s", l->text, what, strerror(-fd));
             return -1;
         }
         close(fd);
     }
-    struct sockaddr_storage bound = cfg->listen_addr;
-    socklen_t bound_len = cfg->listen_addr_len;
+    struct sockaddr_storage bound = l->addr;
+    socklen_t bound_len = l->addr_len;
     for (unsigned i = 0; i < srv->count; i++) {
         int fd = rw__listener_open((const struct sockaddr *)&bound, bound_len, cfg->backlog, group,
-                                   what, sizeof(what));
+                                   v6only, what, sizeof(what));
         if (fd < 0) {
-            RW_ERROR("%s: %s", what, strerror(-fd));
+            RW_ERROR("--listen %s: %s: %s", l->text, what, strerror(-fd));
             return -1;
         }
-        srv->workers[i].listen_fd = fd;
+        srv->workers[i].listen_fds[a] = fd;
         if (i == 0 && rw__listener_bound(fd, &bound, &bound_len) < 0) {
             RW_ERROR("getsockname: %s", strerror(errno));
             return -1;
@@ -173,11 +173,44 @@ static int open_listeners(struct server *srv)
     return 0;
 }
 
+static int open_listeners(struct server *srv)
+{
+    const struct rw_config *cfg = srv->shared.cfg;
+    int somaxconn = rw__somaxconn();
+    if (somaxconn > 0 && cfg->backlog > (uint32_t)somaxconn)
+        RW_WARN("--backlog %u exceeds net.core.somaxconn (%d): the kernel clamps it; raise it with "
+                "sysctl -w net.core.somaxconn=%u",
+                cfg->backlog, somaxconn, cfg->backlog);
+    for (uint32_t a = 0; a < cfg->listen_count; a++)
+        if (open_address(srv, a) < 0)
+            return -1;
+    return 0;
+}
+
 static void close_listeners(struct server *srv)
 {
     for (unsigned i = 0; i < srv->count; i++)
-        if (srv->workers[i].listen_fd >= 0)
-            close(srv->workers[i].listen_fd);
+        for (uint32_t a = 0; a < RW_LISTEN_MAX; a++)
+            if (srv->workers[i].listen_fds[a] >= 0)
+                close(srv->workers[i].listen_fds[a]);
+}
+
+/* "127.0.0.1:7000 [::1]:7001": every bound address, in --listen order (port 0 resolved). */
+static void format_bound(const struct server *srv, char *buf, size_t buf_bytes)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    for (uint32_t a = 0; a < srv->shared.cfg->listen_count && used < buf_bytes; a++) {
+        struct sockaddr_storage bound;
+        socklen_t bound_len;
+        char text[RW_ADDR_TEXT_MAX] = "?";
+        if (rw__listener_bound(srv->workers[0].listen_fds[a], &bound, &bound_len) == 0)
+            rw__format_addr((struct sockaddr *)&bound, text, sizeof(text));
+        int n = snprintf(buf + used, buf_bytes - used, "%s%s", a ? " " : "", text);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
 }
 
 static void stats_collect(struct server *srv, struct rw_stats *total, struct rw_stats **per)
@@ -439,7 +472,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     for (unsigned i = 0; i < srv.count; i++) {
         srv.workers[i].server = &srv;
         srv.workers[i].id = (int)i;
-        srv.workers[i].listen_fd = -1;
+        for (uint32_t a = 0; a < RW_LISTEN_MAX; a++)
+            srv.workers[i].listen_fds[a] = -1;
     }
     if (open_listeners(&srv) < 0)
         goto out_listeners;
@@ -464,11 +498,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
             goto out_listeners;
         }
     }
-    struct sockaddr_storage bound;
-    socklen_t bound_len;
-    char addr_text[80] = "?";
-    if (rw__listener_bound(srv.workers[0].listen_fd, &bound, &bound_len) == 0)
-        rw__format_addr((struct sockaddr *)&bound, addr_text, sizeof(addr_text));
+    char addr_text[RW_LISTEN_MAX * (RW_ADDR_TEXT_MAX + 1)];
+    format_bound(&srv, addr_text, sizeof(addr_text));
     srv.meta.backend = srv.shared.ops->name; /* auto may have fallen back to epoll */
     struct rw_metrics *metrics = NULL;
     struct rw_metrics_source msrc = {metrics_collect, &srv, &srv.meta};

@@ -14,6 +14,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -119,6 +120,42 @@ START_TEST(test_bench_fixed_work_verified)
     ck_assert_msg(json_num(out, "connections") == 32, "connections: %s", out);
     /* The server saw exactly that work. */
     ck_assert_int_eq(h_stat_ok(&srv, "frames_in"), 20000);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
+ * --connect localhost:PORT with the server on only the last address localhost resolves to here
+ * (127.0.0.1 after ::1 on a typical /etc/hosts): the bench tries each in turn and runs on the one
+ * that connects. With a single address this is the plain case.
+ */
+START_TEST(test_bench_connect_name_tries_every_address)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    ck_assert_int_eq(getaddrinfo("localhost", NULL, &hints, &res), 0);
+    const struct addrinfo *last = res;
+    while (last->ai_next != NULL)
+        last = last->ai_next;
+    char host[INET6_ADDRSTRLEN], listen[INET6_ADDRSTRLEN + 8];
+    const void *a = last->ai_family == AF_INET6
+                        ? (const void *)&((struct sockaddr_in6 *)last->ai_addr)->sin6_addr
+                        : (const void *)&((struct sockaddr_in *)last->ai_addr)->sin_addr;
+    ck_assert_ptr_nonnull(inet_ntop(last->ai_family, a, host, sizeof(host)));
+    snprintf(listen, sizeof(listen), last->ai_family == AF_INET6 ? "[%s]:0" : "%s:0", host);
+    freeaddrinfo(res);
+    struct h_server srv;
+    h_start_ok(&srv, &(struct h_opts){.listen = listen});
+    char target[64], out[OUT_BYTES];
+    snprintf(target, sizeof(target), "localhost:%d", srv.port);
+    struct bench_run r;
+    bench_start(&r, (const char *[]){"--connect", target, "--conns", "4", "--frames", "2000",
+                                     "--verify", "--json", NULL});
+    int rc = bench_wait(&r, 60000, out, sizeof(out));
+    ck_assert_msg(rc == 0, "bench --connect %s (server on %s) exited %d: %s", target, listen, rc,
+                  out);
+    ck_assert_msg(json_num(out, "frames_received") == 2000, "frames_received: %s", out);
+    ck_assert_int_eq(h_stat_ok(&srv, "frames_in"), 2000);
     h_stop_ok(&srv);
 }
 END_TEST
@@ -358,6 +395,8 @@ int main(void)
     }
     Suite *s = suite_create("bench");
     h_add_case(s, "test_bench_fixed_work_verified", test_bench_fixed_work_verified, 60);
+    h_add_case(s, "test_bench_connect_name_tries_every_address",
+               test_bench_connect_name_tries_every_address, 60);
     h_add_case(s, "test_bench_open_loop_rate", test_bench_open_loop_rate, 30);
     h_add_case(s, "test_bench_verify_catches_corruption", test_bench_verify_catches_corruption, 30);
     h_add_case(s, "test_bench_lost_frames_fail", test_bench_lost_frames_fail, 30);

@@ -72,7 +72,7 @@ static void *anchor_main(void *arg)
         if (took > ECHO_BOUND_MS)
             a->slow++;
         a->echoes++;
-        h_sleep_ms(20);
+        h_sleep_ms(5); /* often enough that even a short flood sees several echoes */
     }
     return NULL;
 }

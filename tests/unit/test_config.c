@@ -8,6 +8,7 @@
 #include <check.h>
 #include <errno.h>
 #include <limits.h>
+#include <netdb.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -125,8 +126,8 @@ START_TEST(test_config_defaults)
     ck_assert_int_eq(PARSE(&cfg, NULL), 0);
     ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
-    ck_assert_str_eq(cfg.listen_text, "127.0.0.1:7000");
-    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "127.0.0.1", 7000);
+    ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:7000");
+    assert_v4(&cfg.listen[0].addr, cfg.listen[0].addr_len, "127.0.0.1", 7000);
     cpu_set_t allowed; /* the CPUs this process may run on, not every online one */
     ck_assert_int_eq(sched_getaffinity(0, sizeof(allowed), &allowed), 0);
     long cpus = CPU_COUNT(&allowed);
@@ -169,11 +170,11 @@ START_TEST(test_config_every_option_both_forms)
     parse_both(&cfg, "--backend", "auto");
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
     parse_both(&cfg, "--listen", "0.0.0.0:8080");
-    ck_assert_str_eq(cfg.listen_text, "0.0.0.0:8080");
-    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "0.0.0.0", 8080);
+    ck_assert_str_eq(cfg.listen[0].text, "0.0.0.0:8080");
+    assert_v4(&cfg.listen[0].addr, cfg.listen[0].addr_len, "0.0.0.0", 8080);
     parse_both(&cfg, "--listen", "[::1]:9000");
-    ck_assert_str_eq(cfg.listen_text, "[::1]:9000");
-    assert_v6(&cfg.listen_addr, cfg.listen_addr_len, "::1", 9000);
+    ck_assert_str_eq(cfg.listen[0].text, "[::1]:9000");
+    assert_v6(&cfg.listen[0].addr, cfg.listen[0].addr_len, "::1", 9000);
     parse_both(&cfg, "--threads", "3");
     ck_assert_uint_eq(cfg.threads, 3);
     parse_both(&cfg, "--idle-timeout", "5s");
@@ -232,7 +233,7 @@ START_TEST(test_config_many_options_together)
                      0);
     ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
     ck_assert_int_eq(cfg.backend, RW_BACKEND_EPOLL);
-    assert_v6(&cfg.listen_addr, cfg.listen_addr_len, "::", 0);
+    assert_v6(&cfg.listen[0].addr, cfg.listen[0].addr_len, "::", 0);
     ck_assert_uint_eq(cfg.threads, 2);
     ck_assert(cfg.cpu_affinity);
     ck_assert_uint_eq(cfg.max_frame_bytes, 0);
@@ -252,8 +253,146 @@ START_TEST(test_config_later_option_wins)
                            "--listen", "5.6.7.8:2"),
                      0);
     ck_assert_uint_eq(cfg.threads, 5);
-    ck_assert_str_eq(cfg.listen_text, "5.6.7.8:2");
-    assert_v4(&cfg.listen_addr, cfg.listen_addr_len, "5.6.7.8", 2);
+    /* Except --listen: each one adds its addresses, in order (the first replaces the default). */
+    ck_assert_uint_eq(cfg.listen_count, 2);
+    ck_assert_str_eq(cfg.listen[0].text, "1.2.3.4:1");
+    assert_v4(&cfg.listen[0].addr, cfg.listen[0].addr_len, "1.2.3.4", 1);
+    ck_assert_str_eq(cfg.listen[1].text, "5.6.7.8:2");
+    assert_v4(&cfg.listen[1].addr, cfg.listen[1].addr_len, "5.6.7.8", 2);
+}
+END_TEST
+
+/* Several --listen, kept in order: numeric IPv4, IPv6, a scope id; duplicates and the bound. */
+START_TEST(test_config_listen_repeated)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, NULL), 0);
+    ck_assert_uint_eq(cfg.listen_count, 1);
+    ck_assert(!cfg.ipv6_dual_stack);
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "[::1]:9", "--listen=0.0.0.0:8", "--listen",
+                           "[fe80::1%lo]:7", "--listen", "[::]:6", "--ipv6-dual-stack"),
+                     0);
+    ck_assert(cfg.ipv6_dual_stack);
+    ck_assert_uint_eq(cfg.listen_count, 4);
+    assert_v6(&cfg.listen[0].addr, cfg.listen[0].addr_len, "::1", 9);
+    assert_v4(&cfg.listen[1].addr, cfg.listen[1].addr_len, "0.0.0.0", 8);
+    assert_v6(&cfg.listen[2].addr, cfg.listen[2].addr_len, "fe80::1", 7);
+    ck_assert_uint_eq(((const struct sockaddr_in6 *)&cfg.listen[2].addr)->sin6_scope_id,
+                      if_nametoindex("lo"));
+    assert_v6(&cfg.listen[3].addr, cfg.listen[3].addr_len, "::", 6);
+    ck_assert_str_eq(cfg.listen[2].text, "[fe80::1%lo]:7");
+    /* Descriptors: each further address is one more listener per worker. */
+    ck_assert_int_eq(PARSE(&cfg, "--max-conns", "1", "--threads", "2", "--listen", "127.0.0.1:1",
+                           "--listen", "127.0.0.1:2", "--listen", "127.0.0.1:3"),
+                     0);
+    ck_assert_uint_eq(rw__nofile_needed(&cfg), 1 + 2 * (3 + 2 + 16) + 64);
+
+    /* The same address and port twice would only join its own SO_REUSEPORT group: refused. */
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "127.0.0.1:7000", "--listen", "[::1]:1", "--listen",
+                           "127.0.0.1:7000"),
+                     -EINVAL);
+    ck_assert_str_eq(err, "--listen: '127.0.0.1:7000' repeats an address of '127.0.0.1:7000'");
+    /* Port 0 twice: two ephemeral ports, two addresses. */
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "127.0.0.1:0", "--listen", "127.0.0.1:0"), 0);
+    ck_assert_uint_eq(cfg.listen_count, 2);
+
+    /* RW_LISTEN_MAX addresses, not one more (exit 2 with the bound named). */
+    static char prog[] = "ringwire", opt[] = "--listen", value[] = "127.0.0.1:0";
+    static char *argv[2 * RW_LISTEN_MAX + 4];
+    int argc = 0;
+    argv[argc++] = prog;
+    for (unsigned i = 0; i <= RW_LISTEN_MAX; i++) {
+        argv[argc++] = opt;
+        argv[argc++] = value;
+        err[0] = '\0';
+        ck_assert_int_eq(rw__config_parse(&cfg, argc, argv, err, sizeof(err)),
+                         i < RW_LISTEN_MAX ? 0 : -EINVAL);
+    }
+    ck_assert_uint_eq(cfg.listen_count, RW_LISTEN_MAX);
+    char want[128];
+    snprintf(want, sizeof(want),
+             "--listen: too many addresses: '127.0.0.1:0' makes more than %u in all",
+             RW_LISTEN_MAX);
+    ck_assert_str_eq(err, want);
+}
+END_TEST
+
+/* The addresses getaddrinfo gives for host (what ringwire should listen on), in its order. */
+static unsigned resolve_like_ringwire(const char *host, struct sockaddr_storage *out, unsigned max)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    ck_assert_int_eq(getaddrinfo(host, NULL, &hints, &res), 0);
+    unsigned n = 0;
+    for (struct addrinfo *ai = res; ai != NULL && n < max; ai = ai->ai_next) {
+        bool dup = false;
+        for (unsigned i = 0; i < n; i++)
+            dup = dup || memcmp(&out[i], ai->ai_addr, ai->ai_addrlen) == 0;
+        if (!dup)
+            memcpy(&out[n++], ai->ai_addr, ai->ai_addrlen);
+    }
+    freeaddrinfo(res);
+    return n;
+}
+
+/* Names (localhost, no DNS) and service names, through getaddrinfo; its reason on failure. */
+START_TEST(test_config_listen_names)
+{
+    struct rw_config cfg;
+    struct sockaddr_storage want[RW_LISTEN_MAX];
+    memset(want, 0, sizeof(want));
+    unsigned n = resolve_like_ringwire("localhost", want, RW_LISTEN_MAX);
+    ck_assert_uint_ge(n, 1);
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "localhost:7000"), 0);
+    /* Every address the name has (127.0.0.1, and ::1 where /etc/hosts lists it), in order. */
+    ck_assert_uint_eq(cfg.listen_count, n);
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_str_eq(cfg.listen[i].text, "localhost:7000");
+        ck_assert_int_eq(cfg.listen[i].addr.ss_family, want[i].ss_family);
+        char got_text[RW_ADDR_TEXT_MAX], want_text[RW_ADDR_TEXT_MAX];
+        rw__format_addr((const struct sockaddr *)&cfg.listen[i].addr, got_text, sizeof(got_text));
+        ((struct sockaddr_in *)&want[i])->sin_port = htons(7000); /* same offset in sin6 */
+        rw__format_addr((const struct sockaddr *)&want[i], want_text, sizeof(want_text));
+        ck_assert_str_eq(got_text, want_text);
+    }
+
+    /* Service names for the port (the services database, no DNS). */
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "localhost:http"), 0);
+    ck_assert_uint_eq(cfg.listen_count, n);
+    ck_assert_uint_eq(ntohs(((const struct sockaddr_in *)&cfg.listen[0].addr)->sin_port), 80);
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "127.0.0.1:http", "--listen", "[::1]:https"), 0);
+    assert_v4(&cfg.listen[0].addr, cfg.listen[0].addr_len, "127.0.0.1", 80);
+    assert_v6(&cfg.listen[1].addr, cfg.listen[1].addr_len, "::1", 443);
+
+    /* Failures carry the resolver's own words (gai_strerror), whatever this host's says. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+    struct addrinfo *res = NULL;
+    int rc = getaddrinfo(NULL, "no-such-service", &hints, &res);
+    ck_assert_int_ne(rc, 0);
+    char want_err[256];
+    snprintf(want_err, sizeof(want_err),
+             "--listen: bad address '127.0.0.1:no-such-service': unknown service "
+             "'no-such-service': %s",
+             gai_strerror(rc));
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "127.0.0.1:no-such-service"), -EINVAL);
+    ck_assert_str_eq(err, want_err);
+    /* An empty label: refused by the resolver itself, no query leaves the host. */
+    struct addrinfo hints_host = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    rc = getaddrinfo("no-such-host..invalid", NULL, &hints_host, &res);
+    ck_assert_int_ne(rc, 0);
+    snprintf(want_err, sizeof(want_err),
+             "--listen: bad address 'no-such-host..invalid:7000': cannot resolve "
+             "'no-such-host..invalid': %s",
+             rc == EAI_SYSTEM ? "" : gai_strerror(rc));
+    ck_assert_int_eq(PARSE(&cfg, "--listen", "no-such-host..invalid:7000"), -EINVAL);
+    if (rc != EAI_SYSTEM)
+        ck_assert_str_eq(err, want_err);
+    /* Numbers that are not an IPv4 address never go to the resolver (1.2.3 is not 1.2.0.3). */
+    expect_bad("--listen", "1.2.3:7000", "not a numeric IPv4 address");
+    /* The numeric helper (--metrics) still takes no names. */
+    struct sockaddr_storage ss;
+    socklen_t len = 0;
+    ck_assert_int_eq(rw__parse_listen("localhost:7000", &ss, &len), -EINVAL);
 }
 END_TEST
 
@@ -498,8 +637,8 @@ START_TEST(test_config_listen_ipv6_scope_id)
 
     struct rw_config cfg;
     ck_assert_int_eq(PARSE(&cfg, "--listen", "[fe80::1%lo]:9"), 0);
-    ck_assert_str_eq(cfg.listen_text, "[fe80::1%lo]:9");
-    ck_assert_uint_eq(((const struct sockaddr_in6 *)&cfg.listen_addr)->sin6_scope_id, lo);
+    ck_assert_str_eq(cfg.listen[0].text, "[fe80::1%lo]:9");
+    ck_assert_uint_eq(((const struct sockaddr_in6 *)&cfg.listen[0].addr)->sin6_scope_id, lo);
     /* An unknown interface is named. */
     ck_assert_int_eq(PARSE(&cfg, "--listen", "[fe80::1%nosuchif0]:7000"), -EINVAL);
     ck_assert_str_eq(err, "--listen: bad address '[fe80::1%nosuchif0]:7000': no interface "
@@ -541,7 +680,6 @@ START_TEST(test_config_listen_errors)
         "127.0.0.1:",      /* empty port */
         ":7000",           /* no host */
         "[]:7000",         /* no host */
-        "localhost:7000",  /* no DNS */
         "256.0.0.1:7000",  /* bad IPv4 */
         "1.2.3:7000",      /* bad IPv4 */
         "127.0.0.1:70000", /* port out of range */
@@ -574,7 +712,6 @@ START_TEST(test_config_listen_errors)
     }
     expect_bad("--listen", "127.0.0.1:70000", "port");
     expect_bad("--listen", "::1:7000", "brackets");
-    expect_bad("--listen", "localhost:7000", "numeric");
 
     /* A failed --listen leaves the earlier address in place. */
     struct rw_config cfg;
@@ -1020,6 +1157,8 @@ static Suite *config_suite(void)
         {"test_config_every_option_both_forms", test_config_every_option_both_forms},
         {"test_config_many_options_together", test_config_many_options_together},
         {"test_config_later_option_wins", test_config_later_option_wins},
+        {"test_config_listen_repeated", test_config_listen_repeated},
+        {"test_config_listen_names", test_config_listen_names},
         {"test_config_default_threads_follow_affinity",
          test_config_default_threads_follow_affinity},
         {"test_config_flags", test_config_flags},
