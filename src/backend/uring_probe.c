@@ -204,7 +204,10 @@ int rw__uring_probe(char *reason, size_t reason_bytes)
     return 0;
 }
 
-static const char *yes_no(bool b) { return b ? "yes" : "no"; }
+static const char *yes_no(bool b)
+{
+    return b ? "yes" : "no";
+}
 
 void rw__uring_probe_print(FILE *out)
 {
@@ -224,8 +227,7 @@ void rw__uring_probe_print(FILE *out)
             fprintf(out, "%s: %s\n", needed_features[i].name,
                     yes_no(r.features & needed_features[i].bit));
         for (size_t i = 0; i < sizeof(needed_ops) / sizeof(needed_ops[0]); i++)
-            fprintf(out, "IORING_OP_%s: %s\n", needed_ops[i].name,
-                    yes_no(r.ops[needed_ops[i].op]));
+            fprintf(out, "IORING_OP_%s: %s\n", needed_ops[i].name, yes_no(r.ops[needed_ops[i].op]));
         fprintf(out, "provided buffer ring (5.19): %s\n", yes_no(r.buf_ring_rc == 0));
         fprintf(out, "multishot recv (6.0): %s\n", yes_no(r.multishot_rc == 0));
         fprintf(out, "multishot accept (5.19): %s\n", yes_no(r.ops[IORING_OP_ACCEPT]));

@@ -98,8 +98,8 @@ void rw__stats_format_line(const struct rw_stats *s, int worker, char *buf, size
         used += (size_t)snprintf(buf + used, buf_bytes - used, " %s=%" PRIu64, rw__stat_names[k],
                                  rw__stat_get(s, (enum rw_stat)k));
     if (used < buf_bytes)
-        used += (size_t)snprintf(buf + used, buf_bytes - used, " frames_per_wait=%.2f",
-                                 per_wait(s));
+        used +=
+            (size_t)snprintf(buf + used, buf_bytes - used, " frames_per_wait=%.2f", per_wait(s));
     if (used < buf_bytes && rw__stats_uring_features[0])
         snprintf(buf + used, buf_bytes - used, " uring_features=%s", rw__stats_uring_features);
 }
