@@ -185,9 +185,10 @@ int rw__metrics_format(const struct rw_stats_meta *meta, const struct rw_stats *
     RW_ASSERT(workers == 0 || per != NULL);
     /* Label values are ours (RW_VERSION, a backend name): no quotes or backslashes to escape. */
     fprintf(out,
-            "# HELP ringwire_info The server's version and the I/O backend serving.\n"
+            "# HELP ringwire_info The server's version, the I/O backend serving and the "
+            "optional io_uring features active (--uring-features; empty on epoll).\n"
             "# TYPE ringwire_info gauge\n"
-            "ringwire_info{version=\"%s\",backend=\"%s\"} 1\n"
+            "ringwire_info{version=\"%s\",backend=\"%s\",uring_features=\"%s\"} 1\n"
             "# HELP ringwire_uptime_seconds Seconds since the server started.\n"
             "# TYPE ringwire_uptime_seconds gauge\n"
             "ringwire_uptime_seconds %.3f\n"
@@ -197,7 +198,8 @@ int rw__metrics_format(const struct rw_stats_meta *meta, const struct rw_stats *
             "# HELP ringwire_conns_open Connections open now.\n"
             "# TYPE ringwire_conns_open gauge\n"
             "ringwire_conns_open %" PRIu64 "\n",
-            meta->version, meta->backend, rw__stats_uptime_s(meta), workers, conns_open(total));
+            meta->version, meta->backend, rw__stats_uring_features, rw__stats_uptime_s(meta),
+            workers, conns_open(total));
     for (unsigned k = 0; k < RW_STAT_COUNT; k++)
         write_family((enum rw_stat)k, false, total, workers, per, out);
     fprintf(out, "# HELP ringwire_worker_conns_open Connections open now. Per worker thread.\n"

@@ -479,8 +479,21 @@ START_TEST(test_deploy_metrics_valid_and_counting)
 
     char info[128];
     ck_assert_msg(strstr(body, "ringwire_info{version=\""), "no info: %.400s", body);
-    snprintf(info, sizeof(info), ",backend=\"%s\"} 1\n", h_backend());
+    snprintf(info, sizeof(info), ",backend=\"%s\",uring_features=\"", h_backend());
     ck_assert_msg(strstr(body, info), "no %s in the info series", info);
+    /* The io_uring features active: none on epoll; on uring what the stats line says. */
+    if (strcmp(h_backend(), "epoll") == 0) {
+        ck_assert_msg(strstr(body, ",uring_features=\"\"} 1\n"), "epoll with uring features");
+    } else {
+        char line[4096], want_features[160];
+        ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+        const char *f = strstr(line, " uring_features=");
+        ck_assert_msg(f != NULL, "no uring_features in the stats line: %s", line);
+        f += strlen(" uring_features=");
+        snprintf(want_features, sizeof(want_features), ",uring_features=\"%.*s\"} 1\n",
+                 (int)strcspn(f, " \n"), f);
+        ck_assert_msg(strstr(body, want_features), "no %s in the info series", want_features);
+    }
     ck_assert_double_eq(prom_value(body, "ringwire_frames_in_total"), 3);
     ck_assert_double_eq(prom_value(body, "ringwire_frames_out_total"), 3);
     ck_assert_double_eq(prom_value(body, "ringwire_bytes_in_total"), 3 * 104);
