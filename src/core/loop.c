@@ -730,6 +730,14 @@ static void on_conn_timer(void *ctx, struct rw_timer *t)
 
 /* ---- liveness sweep ---- */
 
+/* The kernel's TCP state of c's socket (TCP_INFO: TCP_ESTABLISHED, TCP_CLOSE...), or -1. */
+static int conn_tcp_state(const struct rw_conn *c)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    return getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 ? ti.tcpi_state : -1;
+}
+
 /*
  * A defense against a lost completion: a connection whose peer reset it can
  * stay open with its multishot recv armed and no CQE ever coming (seen on
@@ -755,10 +763,7 @@ static void sweep_dead_conns(struct rw_loop *loop)
         if (c->state != RW_CONN_OPEN || c->last_active_ms + RW_SWEEP_QUIET_MS > loop->now_ms)
             continue;
         checks++;
-        struct tcp_info ti;
-        socklen_t len = sizeof(ti);
-        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
-            ti.tcpi_state == TCP_CLOSE) {
+        if (conn_tcp_state(c) == TCP_CLOSE) {
             char peer[RW_PEER_TEXT_MAX];
             RW_DEBUG("conn %u (%s): the kernel closed it, no completion said so; closing", c->index,
                      rw__conn_peer(c, peer, sizeof(peer)));
@@ -889,10 +894,8 @@ static void mem_check_paused(struct rw_loop *loop)
         if (c->state != RW_CONN_OPEN || !(c->flags & RW_CONN_MEM_PAUSED))
             continue;
         seen++;
-        struct tcp_info info;
-        socklen_t len = sizeof(info);
-        if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 &&
-            info.tcpi_state != TCP_CLOSE_WAIT && info.tcpi_state != TCP_CLOSE)
+        int state = conn_tcp_state(c);
+        if (state != TCP_CLOSE_WAIT && state != TCP_CLOSE)
             continue;
         c->flags |= RW_CONN_PEER_DONE;
         conn_resume(c, RW_CONN_MEM_PAUSED);

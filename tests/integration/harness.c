@@ -92,16 +92,19 @@ static const char *bin_path(void)
 }
 
 /*
- * RW_WRAPPER (tests/run --valgrind sets it) is a command line put before the
- * server's, split at spaces. Its words go into argv from *argc on.
+ * The words of environment variable `name`, split at spaces, into argv from *argc on (each
+ * variable has its own buffer, which the words point into). RW_WRAPPER (tests/run --valgrind
+ * sets it) is a command line put before the server's; RW_SERVER_ARGS are extra server options
+ * for every h_start, put before the test's own (a later option overrides an earlier one), e.g.
+ * RW_SERVER_ARGS='--uring-features none' to run the suite without the optional io_uring features.
  */
-static int add_wrapper(const char **argv, int *argc, int cap)
+static int add_env_words(const char *name, char *words, size_t words_bytes, const char **argv,
+                         int *argc, int cap)
 {
-    static char words[1024];
-    const char *w = getenv("RW_WRAPPER");
+    const char *w = getenv(name);
     if (!w || !*w)
         return 0;
-    snprintf(words, sizeof(words), "%s", w);
+    snprintf(words, words_bytes, "%s", w);
     char *save = NULL;
     for (char *tok = strtok_r(words, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
         if (*argc >= cap - 1)
@@ -111,26 +114,16 @@ static int add_wrapper(const char **argv, int *argc, int cap)
     return 0;
 }
 
-/*
- * RW_SERVER_ARGS: extra server options for every h_start, split at spaces,
- * put before the test's own (a later option overrides an earlier one), e.g.
- * RW_SERVER_ARGS='--uring-features none' to run the suite without the
- * optional io_uring features.
- */
+static int add_wrapper(const char **argv, int *argc, int cap)
+{
+    static char words[1024];
+    return add_env_words("RW_WRAPPER", words, sizeof(words), argv, argc, cap);
+}
+
 static int add_server_args(const char **argv, int *argc, int cap)
 {
     static char words[1024];
-    const char *w = getenv("RW_SERVER_ARGS");
-    if (!w || !*w)
-        return 0;
-    snprintf(words, sizeof(words), "%s", w);
-    char *save = NULL;
-    for (char *tok = strtok_r(words, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-        if (*argc >= cap - 1)
-            return -E2BIG;
-        argv[(*argc)++] = tok;
-    }
-    return 0;
+    return add_env_words("RW_SERVER_ARGS", words, sizeof(words), argv, argc, cap);
 }
 
 int h_time_factor(void)
@@ -847,4 +840,35 @@ void h_close_rst(int fd)
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
     close(fd);
+}
+
+int h_workers(void)
+{
+    const char *t = getenv("RW_THREADS");
+    if (t && *t)
+        return atoi(t) > 0 ? atoi(t) : 1;
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0 && CPU_COUNT(&set) > 0)
+        return CPU_COUNT(&set); /* the server's default (--threads) */
+    return 1;
+}
+
+int h_json_worker_counters(const char *path, const char *key, int64_t *out, int max)
+{
+    static char text[1 << 16];
+    char needle[64];
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    size_t n = fread(text, 1, sizeof(text) - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    snprintf(needle, sizeof(needle), "\"%s\": ", key);
+    const char *p = strstr(text, "\"workers\"");
+    int count = 0;
+    while (p && count < max && (p = strstr(p, needle)) != NULL) {
+        p += strlen(needle);
+        out[count++] = strtoll(p, NULL, 10);
+    }
+    return count;
 }

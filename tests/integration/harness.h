@@ -95,6 +95,11 @@ int h_run_args(const char *const *args, int timeout_ms, char *out, size_t out_by
  */
 int h_time_factor(void);
 
+/* Worker threads the server runs with: RW_THREADS, else its default (the CPUs we may use). */
+int h_workers(void);
+/* One counter of every worker from a --stats-json file, in worker order. Count or -errno. */
+int h_json_worker_counters(const char *path, const char *key, int64_t *out, int max);
+
 /* The backend under test (RW_BACKEND, "epoll" when unset). */
 const char *h_backend(void);
 

@@ -254,34 +254,6 @@ START_TEST(test_echo_counts_frames)
 }
 END_TEST
 
-/* Worker count under test: RW_THREADS (as the harness passes it), else the default (online CPUs).
- */
-static int workers_under_test(void)
-{
-    const char *t = getenv("RW_THREADS");
-    long n = t ? atol(t) : sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-/* Per-worker "accepted" counters from a --stats-json file, in worker order. Returns how many. */
-static int json_worker_accepted(const char *path, int64_t *out, int max)
-{
-    static char text[1 << 16];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    const char *p = strstr(text, "\"workers\"");
-    int count = 0;
-    while (p && count < max && (p = strstr(p, "\"accepted\": ")) != NULL) {
-        p += strlen("\"accepted\": ");
-        out[count++] = strtoll(p, NULL, 10);
-    }
-    return count;
-}
-
 /*
  * SO_REUSEPORT spreads connections over the workers' listeners by a hash of
  * the 4-tuple: 64 connections from distinct ports all landing on one of two
@@ -290,7 +262,7 @@ static int json_worker_accepted(const char *path, int64_t *out, int max)
  */
 START_TEST(test_echo_spreads_over_workers)
 {
-    int workers = workers_under_test();
+    int workers = h_workers();
     enum { CONNS = 64 };
     char json[64];
     snprintf(json, sizeof(json), "/tmp/rw-spread-%d.json", (int)getpid());
@@ -308,7 +280,7 @@ START_TEST(test_echo_spreads_over_workers)
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
     ck_assert_msg(h_stat_get(line, "accepted") == CONNS, "total: %s", line);
     int64_t per[64];
-    int n = json_worker_accepted(json, per, 64);
+    int n = h_json_worker_counters(json, "accepted", per, 64);
     ck_assert_msg(n == workers, "--stats-json lists %d workers, want %d", n, workers);
     int64_t sum = 0;
     for (int i = 0; i < n; i++) {

@@ -92,32 +92,6 @@ static int free_port(void)
     return -1;
 }
 
-static int workers_under_test(void)
-{
-    const char *t = getenv("RW_THREADS");
-    long n = t ? atol(t) : sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
-/* Per-worker "accepted" counters from a --stats-json file, in worker order. Returns how many. */
-static int json_worker_accepted(const char *path, int64_t *out, int max)
-{
-    static char text[1 << 16];
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    size_t n = fread(text, 1, sizeof(text) - 1, f);
-    fclose(f);
-    text[n] = '\0';
-    const char *p = strstr(text, "\"workers\"");
-    int count = 0;
-    while (p && count < max && (p = strstr(p, "\"accepted\": ")) != NULL) {
-        p += strlen("\"accepted\": ");
-        out[count++] = strtoll(p, NULL, 10);
-    }
-    return count;
-}
-
 /*
  * --listen 127.0.0.1:0 --listen [::1]:0: two addresses, each with its own ephemeral port, both in
  * the log line (first address first); echoes on both; and every worker listens on the second
@@ -159,8 +133,8 @@ START_TEST(test_listen_two_addresses)
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
     ck_assert_msg(h_stat_get(line, "accepted") == CONNS + 2, "total: %s", line);
     int64_t per[64];
-    int workers = json_worker_accepted(json, per, 64);
-    ck_assert_int_eq(workers, workers_under_test());
+    int workers = h_json_worker_counters(json, "accepted", per, 64);
+    ck_assert_int_eq(workers, h_workers());
     for (int i = 0; i < workers; i++)
         ck_assert_msg(per[i] > 0, "worker %d accepted none of %d connections to [::1]", i, CONNS);
     for (int i = 0; i < CONNS; i++)
@@ -269,7 +243,7 @@ START_TEST(test_listen_bind_failure_names_address)
     snprintf(taken, sizeof(taken), "127.0.0.1:%d", ntohs(a4.sin_port));
     snprintf(want, sizeof(want), "--listen %s: bind %s: Address already in use", taken, taken);
     char threads[16];
-    snprintf(threads, sizeof(threads), "%d", workers_under_test());
+    snprintf(threads, sizeof(threads), "%d", h_workers());
     const char *args[] = {"--backend", h_backend(), "--threads", threads, "--listen",
                           "[::1]:0",   "--listen",  taken,       NULL};
     static char out[8192];

@@ -43,13 +43,6 @@ static bool rss_checked(void)
     return h_rss_meaningful() && !ASAN_BUILD;
 }
 
-/* Worker count the server runs with (RW_THREADS, 1 when unset). */
-static int threads(void)
-{
-    const char *t = getenv("RW_THREADS");
-    return t && *t ? atoi(t) : 1;
-}
-
 static void warm_up(struct h_server *srv)
 {
     /* Touch the receive buffers (every provided buffer of the ring, or epoll's scratch) and the
@@ -57,7 +50,7 @@ static void warm_up(struct h_server *srv)
     uint8_t *payload = malloc(60000);
     ck_assert_ptr_nonnull(payload);
     h_fill(payload, 60000, 5);
-    for (int w = 0; w < 2 * threads(); w++) {
+    for (int w = 0; w < 2 * h_workers(); w++) {
         int fd = h_connect_ok(srv);
         for (int i = 0; i < 40; i++)
             h_echo_ok(fd, payload, 60000, 5000);
@@ -144,11 +137,11 @@ START_TEST(test_memory_budget_holds_stalled_frames)
     fprintf(stderr,
             "%s t%d: %d stalled 1 MiB frames, --max-memory %s: mem_bytes %lld KiB, RSS %ld -> "
             "%ld KiB, closed_memory %lld, memory_pauses %lld\n",
-            h_backend(), threads(), STALLED_CONNS, budget, (long long)(mem >> 10), rss0, rss1,
+            h_backend(), h_workers(), STALLED_CONNS, budget, (long long)(mem >> 10), rss0, rss1,
             (long long)closed_memory, (long long)h_stat_get(line, "memory_pauses"));
     /* Slack: each worker may hold two budget chunks beyond its use, and a frame that crossed the
      * budget in the last turn before its connection was paused. */
-    int64_t slack = (int64_t)threads() * (2 * 256 * 1024 + 2 * STALLED_FRAME);
+    int64_t slack = (int64_t)h_workers() * (2 * 256 * 1024 + 2 * STALLED_FRAME);
     ck_assert_msg(mem <= (BUDGET_MIB << 20) + slack, "mem_bytes %lld over --max-memory %s",
                   (long long)mem, budget);
     ck_assert_msg(closed_memory >= 1, "200 MiB of stalled frames under a 64 MiB budget, yet "
@@ -174,7 +167,7 @@ START_TEST(test_memory_budget_holds_stalled_frames)
         h_close_rst(fds[i]);
     ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000), 0);
     /* Everything is given back to the budget but the cached blocks (at most 64 a worker). */
-    int64_t floor_bytes = (int64_t)threads() * 64 * (16384 + 64), left = -1;
+    int64_t floor_bytes = (int64_t)h_workers() * 64 * (16384 + 64), left = -1;
     for (int64_t t0 = h_now_ms(); h_now_ms() - t0 < 10000; h_sleep_ms(100))
         if ((left = h_stat_ok(&srv, "mem_bytes")) <= floor_bytes)
             break;
@@ -233,18 +226,18 @@ START_TEST(test_memory_given_back_after_burst)
         ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
         cached = h_stat_get(line, "out_blocks_cached");
         rss1 = h_rss_kib(srv.pid);
-        if (cached <= 64 * threads() && (!rss_checked() || rss1 - rss0 < 24 << 10))
+        if (cached <= 64 * h_workers() && (!rss_checked() || rss1 - rss0 < 24 << 10))
             break;
         h_sleep_ms(200);
     }
     fprintf(stderr,
             "%s t%d: %d non-readers: RSS %ld -> %ld KiB at the peak (%lld blocks live) -> %ld "
             "KiB %lld ms after the resets; out_blocks_cached %lld, mem_trims %lld\n",
-            h_backend(), threads(), NON_READERS, rss0, rss_peak, (long long)blocks, rss1,
+            h_backend(), h_workers(), NON_READERS, rss0, rss_peak, (long long)blocks, rss1,
             (long long)(h_now_ms() - t0), (long long)cached,
             (long long)h_stat_get(line, "mem_trims"));
     ck_assert_int_ge(h_stat_get(line, "mem_trims"), 1);
-    ck_assert_msg(cached <= 64 * threads(), "%lld output blocks still cached 8 s after the burst",
+    ck_assert_msg(cached <= 64 * h_workers(), "%lld output blocks still cached 8 s after the burst",
                   (long long)cached);
     if (rss_checked())
         ck_assert_msg(rss1 - rss0 < 24 << 10,
@@ -265,7 +258,7 @@ START_TEST(test_memory_idle_rss_independent_of_threads)
 {
     /* Four times the workers of this run, each allowed a million connections. */
     char workers[16];
-    snprintf(workers, sizeof(workers), "%d", 4 * threads());
+    snprintf(workers, sizeof(workers), "%d", 4 * h_workers());
     struct h_server srv;
     const char *args[] = {"--threads", workers, "--max-conns", "1000000", NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
