@@ -13,7 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "backend.h"
 #include "rw_limits.h"
 #include "loop.h"

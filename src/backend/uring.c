@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "lazymem.h"
 #include "backend.h"
 #include "rw_limits.h"

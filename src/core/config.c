@@ -24,7 +24,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "backend/uring_features.h"
 #include "conn.h"
 #include "cpus.h"

@@ -4,7 +4,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 
 int rw__cpus_allowed(cpu_set_t *set)
 {

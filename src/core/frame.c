@@ -9,7 +9,7 @@
 
 #include <ringwire/frame.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 
 static uint32_t read_be32(const uint8_t *p)
 {

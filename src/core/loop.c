@@ -25,7 +25,7 @@
 #include <ringwire/frame.h>
 #include <ringwire/handler.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "lazymem.h"
 #include "backend/backend.h"
 #include "rw_limits.h"

@@ -14,7 +14,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "rw_limits.h"
 
 /* Shared by every worker of a process. */

@@ -19,7 +19,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "listener.h"
 #include "log.h"
 #include "rw_limits.h"

@@ -15,7 +15,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 
 int rw__notify(const char *state)
 {

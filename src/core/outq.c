@@ -12,7 +12,7 @@
 
 #include <ringwire/frame.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "membudget.h"
 #include "rw_limits.h"
 

@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "conn.h"
 #include "listener.h"
 

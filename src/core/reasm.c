@@ -11,7 +11,7 @@
 
 #include <ringwire/frame.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "rw_limits.h"
 
 /* Grow geometrically to hold need bytes, never beyond limit (4 + max_bytes): memory

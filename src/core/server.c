@@ -17,7 +17,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "backend/backend.h"
 #include "cpus.h"
 #include "rw_limits.h"

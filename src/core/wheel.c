@@ -10,7 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 
 static void list_init(struct rw_timer *head)
 {

@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-#include "assert.h"
+#include "rw_assert.h"
 #include "wheel.h"
 
 #define TICK_MS    10u

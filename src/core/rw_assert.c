@@ -1,5 +1,5 @@
 /* The one place an assertion failure is reported: print and abort. */
-#include "assert.h"
+#include "rw_assert.h"
 
 #include <stdio.h>
 #include <stdlib.h>
