@@ -3,7 +3,7 @@
 
 #include <ringwire/handler.h>
 
-#include "backend/backend.h"
+#include "backend.h"
 #include "backend/uring_features.h"
 #include "config.h"
 #include "log.h"

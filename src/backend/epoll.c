@@ -3,7 +3,7 @@
  * sockets; one read per readiness into one per-loop scratch buffer (fair
  * across connections, no per-connection read buffer); replies gathered into
  * one sendmsg per connection per turn; EPOLLOUT armed only while a socket is
- * full. Mechanics only: every decision is the core's (loop.c).
+ * full. Mechanics only: every decision is the core's (core/backend.h).
  */
 #include <errno.h>
 #include <stdint.h>
@@ -16,13 +16,19 @@
 #include "rw_assert.h"
 #include "backend.h"
 #include "rw_limits.h"
-#include "loop.h"
 
 enum { TAG_LISTEN = 1, TAG_WAKE = 2, TAG_CONN = 3 };
 enum { EP_READ = 1u << 0, EP_WRITE = 1u << 1, EP_REGISTERED = 1u << 2 };
 
 struct ep_backend {
-    struct rw_loop *loop;
+    struct rw_loop *loop; /* opaque: only passed back to the rw__loop_on_* callbacks */
+    /* Read from the loop once at init (backend.h): the data path calls no accessor. */
+    struct rw_stats *stats;
+    struct rw_conn *conns;
+    uint32_t conn_cap;
+    const int *listen_fds;
+    uint32_t listen_count;
+    int wake_fd;
     int epfd;
     bool accept_armed;
     uint8_t *scratch;
@@ -49,6 +55,11 @@ static int ep_init(struct rw_loop *loop, void **out_be)
         return -ENOMEM;
     int rc = -ENOMEM;
     ep->loop = loop;
+    ep->stats = rw__loop_stats(loop);
+    ep->conns = rw__loop_conns(loop);
+    ep->conn_cap = rw__loop_conn_cap(loop);
+    ep->listen_fds = rw__loop_listen_fds(loop, &ep->listen_count);
+    ep->wake_fd = rw__loop_wake_fd(loop);
     ep->scratch = malloc(RW_EPOLL_SCRATCH_BYTES);
     if (!ep->scratch)
         goto err_free;
@@ -57,7 +68,7 @@ static int ep_init(struct rw_loop *loop, void **out_be)
         rc = -errno;
         goto err_free;
     }
-    rc = ep_ctl(ep, EPOLL_CTL_ADD, loop->wake_fd, EPOLLIN, (uint64_t)TAG_WAKE << 56);
+    rc = ep_ctl(ep, EPOLL_CTL_ADD, ep->wake_fd, EPOLLIN, (uint64_t)TAG_WAKE << 56);
     if (rc < 0)
         goto err_close;
     *out_be = ep;
@@ -79,19 +90,18 @@ static void ep_destroy(void *be)
     free(ep);
 }
 
-/* Each listener is tagged with its index in loop->listen_fds. */
+/* Each listener is tagged with its index in the loop's listen fds. */
 static int ep_accept_start(void *be)
 {
     struct ep_backend *ep = be;
     if (ep->accept_armed)
         return 0;
-    const struct rw_loop *loop = ep->loop;
-    for (uint32_t i = 0; i < loop->listen_count; i++) {
-        int rc = ep_ctl(ep, EPOLL_CTL_ADD, loop->listen_fds[i], EPOLLIN,
-                        ((uint64_t)TAG_LISTEN << 56) | i);
+    for (uint32_t i = 0; i < ep->listen_count; i++) {
+        int rc =
+            ep_ctl(ep, EPOLL_CTL_ADD, ep->listen_fds[i], EPOLLIN, ((uint64_t)TAG_LISTEN << 56) | i);
         if (rc < 0) {
             while (i-- > 0) /* all or none: accept_stop would not know which */
-                (void)ep_ctl(ep, EPOLL_CTL_DEL, loop->listen_fds[i], 0, 0);
+                (void)ep_ctl(ep, EPOLL_CTL_DEL, ep->listen_fds[i], 0, 0);
             return rc;
         }
     }
@@ -104,8 +114,8 @@ static void ep_accept_stop(void *be)
     struct ep_backend *ep = be;
     if (!ep->accept_armed)
         return;
-    for (uint32_t i = 0; i < ep->loop->listen_count; i++)
-        (void)ep_ctl(ep, EPOLL_CTL_DEL, ep->loop->listen_fds[i], 0, 0);
+    for (uint32_t i = 0; i < ep->listen_count; i++)
+        (void)ep_ctl(ep, EPOLL_CTL_DEL, ep->listen_fds[i], 0, 0);
     ep->accept_armed = false;
 }
 
@@ -148,6 +158,7 @@ static void ep_read_resume(void *be, struct rw_conn *c)
 
 static int ep_flush(void *be, struct rw_conn *c)
 {
+    struct ep_backend *ep = be;
     struct iovec iov[RW_SEND_IOV_MAX];
     size_t count = rw__outq_gather(&c->outq, iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
@@ -159,15 +170,15 @@ static int ep_flush(void *be, struct rw_conn *c)
     do {
         n = sendmsg(c->fd, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
-    rw__stat_add(&c->loop->stats, RW_STAT_SEND_CALLS, 1);
+    rw__stat_add(ep->stats, RW_STAT_SEND_CALLS, 1);
     if (n < 0) {
         if (errno != EAGAIN)
             return -errno;
-        ep_set(be, c, EP_WRITE, true);
+        ep_set(ep, c, EP_WRITE, true);
         return 0;
     }
     /* Short: the socket is full, wait for EPOLLOUT. Whole: stop watching for it. */
-    ep_set(be, c, EP_WRITE, (size_t)n < gathered);
+    ep_set(ep, c, EP_WRITE, (size_t)n < gathered);
     return (int)n;
 }
 
@@ -182,8 +193,8 @@ static bool ep_close(void *be, struct rw_conn *c)
 static void ep_accept_ready(struct ep_backend *ep, uint32_t listener)
 {
     struct rw_loop *loop = ep->loop;
-    RW_ASSERT(listener < loop->listen_count);
-    int listen_fd = loop->listen_fds[listener];
+    RW_ASSERT(listener < ep->listen_count);
+    int listen_fd = ep->listen_fds[listener];
     for (unsigned i = 0; i < RW_ACCEPT_BATCH_MAX && ep->accept_armed; i++) {
         int fd = accept4(listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd >= 0) {
@@ -207,10 +218,9 @@ static void ep_accept_ready(struct ep_backend *ep, uint32_t listener)
 
 static void ep_conn_ready(struct ep_backend *ep, uint64_t tag, uint32_t events)
 {
-    struct rw_loop *loop = ep->loop;
     uint32_t index = (uint32_t)(tag & 0xffffffu);
     uint32_t generation = (uint32_t)((tag >> 24) & 0xffffffffu);
-    struct rw_conn *c = rw__loop_conn_lookup(loop, index, generation);
+    struct rw_conn *c = rw__conn_lookup(ep->conns, ep->conn_cap, index, generation);
     if (!c || c->state != RW_CONN_OPEN)
         return; /* stale event of a slot closed earlier in this batch */
     if ((c->be.flags & EP_READ) && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
@@ -218,7 +228,7 @@ static void ep_conn_ready(struct ep_backend *ep, uint64_t tag, uint32_t events)
         do {
             n = recv(c->fd, ep->scratch, RW_EPOLL_SCRATCH_BYTES, 0);
         } while (n < 0 && errno == EINTR);
-        rw__stat_add(&loop->stats, RW_STAT_RECV_CALLS, 1);
+        rw__stat_add(ep->stats, RW_STAT_RECV_CALLS, 1);
         if (n > 0) {
             rw__conn_on_data(c, ep->scratch, (size_t)n);
         } else if (n == 0) {
@@ -241,7 +251,7 @@ static int ep_wait(void *be, int timeout_ms)
 {
     struct ep_backend *ep = be;
     int n = epoll_wait(ep->epfd, ep->events, RW_EPOLL_EVENTS_MAX, timeout_ms);
-    rw__stat_add(&ep->loop->stats, RW_STAT_WAIT_CALLS, 1);
+    rw__stat_add(ep->stats, RW_STAT_WAIT_CALLS, 1);
     if (n < 0)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
@@ -252,7 +262,7 @@ static int ep_wait(void *be, int timeout_ms)
             break;
         case TAG_WAKE: {
             uint64_t value;
-            (void)!read(ep->loop->wake_fd, &value, sizeof(value));
+            (void)!read(ep->wake_fd, &value, sizeof(value));
             rw__loop_on_wake(ep->loop);
             break;
         }

@@ -22,7 +22,6 @@
 #include "lazymem.h"
 #include "backend.h"
 #include "rw_limits.h"
-#include "loop.h"
 #include "log.h"
 #include "stats.h"
 #include "uring_compat.h"
@@ -64,7 +63,14 @@ struct ur_buf {
 };
 
 struct ur_backend {
-    struct rw_loop *loop;
+    struct rw_loop *loop; /* opaque: only passed back to the rw__loop_on_* callbacks */
+    /* Read from the loop once at init (backend.h): the data path calls no accessor. */
+    struct rw_stats *stats;
+    struct rw_conn *conns;
+    uint32_t conn_cap;
+    const int *listen_fds;
+    uint32_t listen_count;
+    int wake_fd;
     struct io_uring ring;
     struct io_uring_buf_ring *br;
     uint8_t *bufs;
@@ -110,8 +116,8 @@ static struct io_uring_sqe *ur_sqe(struct ur_backend *ur)
     if (sqe)
         return sqe;
     /* SQ full: hand what we have to the kernel now, then there is room. */
-    rw__stat_add(&ur->loop->stats, RW_STAT_SQ_FULL, 1);
-    rw__stat_add(&ur->loop->stats, RW_STAT_SUBMITS, 1);
+    rw__stat_add(ur->stats, RW_STAT_SQ_FULL, 1);
+    rw__stat_add(ur->stats, RW_STAT_SUBMITS, 1);
     (void)io_uring_submit(&ur->ring);
     sqe = io_uring_get_sqe(&ur->ring);
     RW_ASSERT(sqe != NULL);
@@ -197,24 +203,30 @@ static void ur_buf_publish(struct ur_backend *ur)
 static void ur_arm_wake(struct ur_backend *ur)
 {
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    io_uring_prep_read(sqe, ur->loop->wake_fd, &ur->wake_value, sizeof(ur->wake_value), 0);
+    io_uring_prep_read(sqe, ur->wake_fd, &ur->wake_value, sizeof(ur->wake_value), 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)OP_WAKE << 56);
     ur->wake_live = true;
 }
 
 static int ur_init(struct rw_loop *loop, void **out_be)
 {
-    const struct rw_config *cfg = loop->cfg;
+    const struct rw_config *cfg = rw__loop_config(loop);
+    int worker_id = rw__loop_worker_id(loop);
     struct ur_backend *ur = calloc(1, sizeof(*ur));
     if (!ur)
         return -ENOMEM;
     int rc;
     ur->loop = loop;
+    ur->stats = rw__loop_stats(loop);
+    ur->conns = rw__loop_conns(loop);
+    ur->conn_cap = rw__loop_conn_cap(loop);
+    ur->listen_fds = rw__loop_listen_fds(loop, &ur->listen_count);
+    ur->wake_fd = rw__loop_wake_fd(loop);
     ur->wait_in_poll = rw__under_valgrind();
     ur->buf_count = cfg->buf_count;
     ur->buf_size = cfg->buf_size_bytes;
     /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
-    ur->sends = rw__lazy_calloc(loop->conn_cap, sizeof(*ur->sends));
+    ur->sends = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->sends));
     /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
     ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
     ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state)); /* 8 bytes a buffer */
@@ -230,14 +242,14 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         /* io_uring_enter then finds the ring without an fd table lookup (kernel-notes/20). */
         if (io_uring_register_ring_fd(&ur->ring) != 1) {
             ur->features &= ~RW_UF_REG_RING;
-            if (loop->worker_id == 0)
+            if (worker_id == 0)
                 RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
         }
     }
     if ((ur->features & RW_UF_MIN_WAIT) &&
         (!(ur->ring_features & RWC_FEAT_MIN_TIMEOUT) || ur->wait_in_poll)) {
         ur->features &= ~RW_UF_MIN_WAIT;
-        if (loop->worker_id == 0 && !ur->wait_in_poll)
+        if (worker_id == 0 && !ur->wait_in_poll)
             RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
     }
     ur->br = NULL;
@@ -245,7 +257,7 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, RWC_PBUF_RING_INC, &rc);
         if (!ur->br) {
             ur->features &= ~RW_UF_INC_BUFS;
-            if (loop->worker_id == 0)
+            if (worker_id == 0)
                 RW_INFO("uring feature inc-bufs: refused by the kernel (needs 6.12): %s; off",
                         strerror(-rc));
         }
@@ -257,8 +269,8 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     for (uint32_t bid = 0; bid < ur->buf_count; bid++)
         ur_buf_add(ur, bid);
     ur_buf_publish(ur);
-    loop->zc_min_bytes = RW_ZC_MIN_BYTES;
-    if (loop->worker_id == 0)
+    rw__loop_set_zc_min_bytes(loop, RW_ZC_MIN_BYTES);
+    if (worker_id == 0)
         rw__uring_features_format(ur->features, rw__stats_uring_features,
                                   sizeof(rw__stats_uring_features));
     ur_arm_wake(ur);
@@ -269,7 +281,7 @@ err_ring:
     io_uring_queue_exit(&ur->ring);
 err_free:
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
-    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
+    rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
     free(ur->buf_state);
     free(ur);
     return rc;
@@ -281,7 +293,7 @@ static void ur_destroy(void *be)
     rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
-    rw__lazy_free(ur->sends, ur->loop->conn_cap, sizeof(*ur->sends));
+    rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
     free(ur->buf_state);
     free(ur);
 }
@@ -294,10 +306,10 @@ static uint64_t ud_accept(enum ur_op op, uint32_t listener)
 
 static void ur_arm_accept(struct ur_backend *ur, uint32_t listener)
 {
-    RW_ASSERT(listener < ur->loop->listen_count);
+    RW_ASSERT(listener < ur->listen_count);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     /* Blocking sockets: io_uring waits by itself; CLOEXEC so children never inherit them. */
-    io_uring_prep_multishot_accept(sqe, ur->loop->listen_fds[listener], NULL, NULL, SOCK_CLOEXEC);
+    io_uring_prep_multishot_accept(sqe, ur->listen_fds[listener], NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, ud_accept(OP_ACCEPT, listener));
     ur->accept_live |= 1u << listener;
 }
@@ -306,7 +318,7 @@ static int ur_accept_start(void *be)
 {
     struct ur_backend *ur = be;
     ur->accept_want = true;
-    for (uint32_t i = 0; i < ur->loop->listen_count; i++)
+    for (uint32_t i = 0; i < ur->listen_count; i++)
         if (!(ur->accept_live & (1u << i)))
             ur_arm_accept(ur, i); /* else: an ending one is re-armed when its last CQE comes */
     return 0;
@@ -318,7 +330,7 @@ static void ur_accept_stop(void *be)
     if (!ur->accept_want)
         return;
     ur->accept_want = false;
-    for (uint32_t i = 0; i < ur->loop->listen_count; i++) {
+    for (uint32_t i = 0; i < ur->listen_count; i++) {
         if (!(ur->accept_live & (1u << i)))
             continue;
         struct io_uring_sqe *sqe = ur_sqe(ur);
@@ -384,7 +396,7 @@ static void ur_rearm_starved(struct ur_backend *ur)
         RW_ASSERT(c->state == RW_CONN_OPEN);
         RW_ASSERT(c->be.flags & UR_WANT_READ);
         ur->rearm_credit--;
-        rw__stat_add(&ur->loop->stats, RW_STAT_REARM_RECV_NOBUFS, 1);
+        rw__stat_add(ur->stats, RW_STAT_REARM_RECV_NOBUFS, 1);
         ur_arm_recv(ur, c);
     }
 }
@@ -435,7 +447,7 @@ static int ur_flush(void *be, struct rw_conn *c)
         ur->sends_free = s->next_free;
     else
         s = &ur->sends[ur->sends_used++];
-    RW_ASSERT(ur->sends_used <= ur->loop->conn_cap);
+    RW_ASSERT(ur->sends_used <= ur->conn_cap);
     size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
     struct io_uring_sqe *sqe = ur_sqe(ur);
@@ -452,7 +464,7 @@ static int ur_flush(void *be, struct rw_conn *c)
     c->be.flags |= UR_SEND;
     ur->sends_queued++;
     c->be.inflight++;
-    rw__stat_add(&ur->loop->stats, RW_STAT_SEND_CALLS, 1);
+    rw__stat_add(ur->stats, RW_STAT_SEND_CALLS, 1);
     return 0;
 }
 
@@ -542,7 +554,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         if (res == -ENOBUFS) {
             ur_starve(ur, c);
         } else {
-            rw__stat_add(&ur->loop->stats, RW_STAT_REARM_RECV_OTHER, 1);
+            rw__stat_add(ur->stats, RW_STAT_REARM_RECV_OTHER, 1);
             ur_arm_recv(ur, c);
         }
     }
@@ -565,7 +577,7 @@ static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
 static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
 {
     uint32_t listener = (uint32_t)(io_uring_cqe_get_data64(cqe) & 0xffffffu);
-    RW_ASSERT(listener < ur->loop->listen_count);
+    RW_ASSERT(listener < ur->listen_count);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     if (!more)
         ur->accept_live &= ~(1u << listener);
@@ -578,7 +590,7 @@ static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
         return;
     }
     if (!(ur->accept_live & (1u << listener)) && ur->accept_want) {
-        rw__stat_add(&ur->loop->stats, RW_STAT_REARM_ACCEPT, 1);
+        rw__stat_add(ur->stats, RW_STAT_REARM_ACCEPT, 1);
         ur_arm_accept(ur, listener);
     }
 }
@@ -600,7 +612,7 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
         return;
     }
     /* A slot is never reused while it has a CQE to come, so this is always the owner. */
-    struct rw_conn *c = &ur->loop->conns[ud & 0xffffffu];
+    struct rw_conn *c = &ur->conns[ud & 0xffffffu];
     RW_ASSERT(c->generation == (uint32_t)(ud >> 24));
     RW_ASSERT(c->state != RW_CONN_FREE);
     switch (op) {
@@ -636,7 +648,7 @@ static int ur_submit_and_poll(struct ur_backend *ur, int timeout_ms)
 static int ur_wait(void *be, int timeout_ms)
 {
     struct ur_backend *ur = be;
-    struct rw_stats *stats = &ur->loop->stats;
+    struct rw_stats *stats = ur->stats;
     struct io_uring_cqe *cqe = NULL;
     struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};

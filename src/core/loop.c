@@ -27,7 +27,7 @@
 
 #include "rw_assert.h"
 #include "lazymem.h"
-#include "backend/backend.h"
+#include "backend.h"
 #include "rw_limits.h"
 #include "log.h"
 #include "peer.h"
@@ -1028,6 +1028,49 @@ int rw__loop_run(struct rw_loop *loop)
             return rc;
         rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
     }
+}
+
+/* ---- the loop as a backend sees it (backend.h) ---- */
+
+const struct rw_config *rw__loop_config(const struct rw_loop *loop)
+{
+    return loop->cfg;
+}
+
+int rw__loop_worker_id(const struct rw_loop *loop)
+{
+    return loop->worker_id;
+}
+
+const int *rw__loop_listen_fds(const struct rw_loop *loop, uint32_t *count)
+{
+    *count = loop->listen_count;
+    return loop->listen_fds;
+}
+
+int rw__loop_wake_fd(const struct rw_loop *loop)
+{
+    return loop->wake_fd;
+}
+
+struct rw_conn *rw__loop_conns(struct rw_loop *loop)
+{
+    return loop->conns;
+}
+
+uint32_t rw__loop_conn_cap(const struct rw_loop *loop)
+{
+    return loop->conn_cap;
+}
+
+struct rw_stats *rw__loop_stats(struct rw_loop *loop)
+{
+    return &loop->stats;
+}
+
+void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes)
+{
+    loop->zc_min_bytes = bytes;
 }
 
 /* ---- setup ---- */

@@ -2,7 +2,9 @@
  * The loop driver: one per worker thread. It owns the connection table, the
  * timer wheel, the block pool and all policy (limits, backpressure, idle
  * reaping, drain); it drives a backend through struct rw_backend_ops and is
- * called back by it with completed events. It never knows which backend runs.
+ * called back by it with completed events (backend.h). It never knows which
+ * backend runs. Backends do not include this header: struct rw_loop's layout
+ * is the core's alone.
  */
 #ifndef RW_LOOP_H
 #define RW_LOOP_H
@@ -20,6 +22,7 @@
 
 struct rw_backend_ops;
 struct rw_handler;
+struct rw_rxbuf;
 
 /* State shared by all workers of one server process. */
 struct rw_shared {
@@ -94,56 +97,5 @@ int rw__loop_run(struct rw_loop *loop);
 void rw__loop_destroy(struct rw_loop *loop);
 
 uint64_t rw__now_ms(void);
-
-/* ---- called by backends, from inside ops->wait() only ---- */
-
-/* A new connection (fd non-blocking, CLOEXEC); the core adopts or closes it. */
-void rw__loop_on_accept(struct rw_loop *loop, int fd);
-/* Accepting failed with err (negative errno); accepting is stopped, core backs off. */
-void rw__loop_on_accept_error(struct rw_loop *loop, int err);
-/* The wake eventfd fired. */
-void rw__loop_on_wake(struct rw_loop *loop);
-
-/* Bytes received; data valid only during the call. */
-void rw__conn_on_data(struct rw_conn *conn, const uint8_t *data, size_t len);
-
-/*
- * A receive buffer a backend can lend to replies (zero-copy replies): bytes
- * [base, base + len) stay unchanged while held. hold(owner, id) asks for one
- * more hold and may refuse (the backend runs low on buffers: the reply is
- * copied); release(owner, id) drops one. The backend keeps its own reference
- * for the duration of rw__conn_on_data_buf.
- */
-struct rw_rxbuf {
-    const uint8_t *base;
-    size_t len;
-    void *owner;
-    uint32_t id;
-    bool (*hold)(void *owner, uint32_t id);
-    void (*release)(void *owner, uint32_t id);
-};
-/* As rw__conn_on_data, with the buffer data lies in (may be NULL: no lending). */
-void rw__conn_on_data_buf(struct rw_conn *conn, const uint8_t *data, size_t len,
-                          const struct rw_rxbuf *buf);
-/* recv returned 0. */
-void rw__conn_on_eof(struct rw_conn *conn);
-/* An asynchronous send completed: res > 0 bytes, or negative errno. */
-void rw__conn_on_sent(struct rw_conn *conn, int res);
-/* recv failed (negative errno other than EAGAIN/ENOBUFS). */
-void rw__conn_on_error(struct rw_conn *conn, int err);
-/* The socket can take more output (readiness backends). */
-void rw__conn_on_writable(struct rw_conn *conn);
-/* The backend has closed the fd and holds no operation of this connection. */
-void rw__conn_on_released(struct rw_conn *conn);
-
-/* Is this (index, generation) still the live connection? Stale events are dropped. */
-static inline struct rw_conn *rw__loop_conn_lookup(struct rw_loop *loop, uint32_t index,
-                                                   uint32_t generation)
-{
-    if (index >= loop->conn_hw)
-        return 0;
-    struct rw_conn *c = &loop->conns[index];
-    return (c->generation == generation && c->state != RW_CONN_FREE) ? c : 0;
-}
 
 #endif

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "rw_assert.h"
-#include "backend/backend.h"
+#include "backend.h"
 #include "cpus.h"
 #include "rw_limits.h"
 #include "listener.h"
