@@ -4,7 +4,6 @@
 #include <ringwire/handler.h>
 
 #include "backend.h"
-#include "backend/uring_features.h"
 #include "config.h"
 #include "log.h"
 #include "rw_build_config.h"
@@ -28,8 +27,7 @@ int main(int argc, char **argv)
                RW_VERSION);
         return 0;
     case RW_ACTION_PROBE:
-        rw__uring_probe_print(stdout);
-        rw__uring_features_print(stdout);
+        rw__backend_probe_print(stdout);
         return 0;
     case RW_ACTION_RUN:
         break;

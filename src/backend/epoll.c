@@ -15,6 +15,7 @@
 
 #include "rw_assert.h"
 #include "backend.h"
+#include "backends.h"
 #include "rw_limits.h"
 
 enum { TAG_LISTEN = 1, TAG_WAKE = 2, TAG_CONN = 3 };

@@ -21,6 +21,7 @@
 #include "rw_assert.h"
 #include "lazymem.h"
 #include "backend.h"
+#include "backends.h"
 #include "rw_limits.h"
 #include "log.h"
 #include "stats.h"

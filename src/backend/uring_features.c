@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "backends.h"
 #include "uring_compat.h"
 
 /* Why each default is what it is (the measurements are in the notes). */

@@ -13,7 +13,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
-#include "backend.h"
+#include "backends.h"
 #include "uring_compat.h"
 
 struct probe_result {

@@ -48,16 +48,7 @@ struct rw_backend_ops {
     int (*wait)(void *be, int timeout_ms);
 };
 
-extern const struct rw_backend_ops rw__epoll_ops;
-extern const struct rw_backend_ops rw__uring_ops;
-
-/*
- * Probe io_uring for everything the uring backend needs. 0 when usable, else
- * -errno with why (and the remedy) in reason.
- */
-int rw__uring_probe(char *reason, size_t reason_bytes);
-/* Print the kernel version and each io_uring feature with yes/no (--probe). */
-void rw__uring_probe_print(FILE *out);
+/* ---- the registry (src/backend/registry.c): the only place both backends are named ---- */
 
 /*
  * Pick the backend for kind. auto: uring when the probe passes, else epoll
@@ -65,6 +56,17 @@ void rw__uring_probe_print(FILE *out);
  */
 const struct rw_backend_ops *rw__backend_select(enum rw_backend_kind kind, char *reason,
                                                 size_t reason_bytes);
+/*
+ * failed (chosen for kind) could not set up every worker: the backend to
+ * start again on, with why in reason, or NULL when kind promised no other.
+ */
+const struct rw_backend_ops *rw__backend_fallback(enum rw_backend_kind kind,
+                                                  const struct rw_backend_ops *failed, char *reason,
+                                                  size_t reason_bytes);
+/* Does ops's setup lock memory (RLIMIT_MEMLOCK), so that its ENOMEM may mean that limit? */
+bool rw__backend_locks_memory(const struct rw_backend_ops *ops);
+/* --probe: what the kernel offers each backend, feature by feature. */
+void rw__backend_probe_print(FILE *out);
 
 /* ---- the loop, as a backend sees it: read once at init and cached ---- */
 

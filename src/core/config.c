@@ -25,7 +25,7 @@
 #include <unistd.h>
 
 #include "rw_assert.h"
-#include "backend/uring_features.h"
+#include "uring_features.h"
 #include "conn.h"
 #include "cpus.h"
 #include "rw_limits.h"

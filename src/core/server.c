@@ -301,7 +301,7 @@ static void describe_setup_error(const struct rw_config *cfg, const struct rw_ba
                  strerror(-err), ops->name);
         return;
     }
-    if (err == -ENOMEM && ops == &rw__uring_ops && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
+    if (err == -ENOMEM && rw__backend_locks_memory(ops) && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
         rl.rlim_cur != RLIM_INFINITY) {
         /* The probe's small ring fits; N workers' full-size rings and buffer rings may not. */
         snprintf(buf, bytes,
@@ -477,20 +477,19 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     }
     if (open_listeners(&srv) < 0)
         goto out_listeners;
-    bool may_fall_back = cfg->backend == RW_BACKEND_AUTO && srv.shared.ops == &rw__uring_ops;
+    char fallback_why[128];
+    const struct rw_backend_ops *fallback =
+        rw__backend_fallback(cfg->backend, srv.shared.ops, fallback_why, sizeof(fallback_why));
+    bool may_fall_back = fallback != NULL;
     int rc = start_workers(&srv, may_fall_back);
     if (rc < 0) {
         stop_workers(&srv);
         /* Out of descriptors is not io_uring's fault: epoll would need them just the same. */
         if (!may_fall_back || is_fd_limit(rc))
             goto out_listeners;
-        /*
-         * auto promised a working server: the probe passed, but a full-size
-         * ring per worker did not fit (RLIMIT_MEMLOCK, memory). Start again on
-         * epoll over the same listeners.
-         */
-        RW_WARN("backend auto: io_uring worker setup failed; falling back to epoll");
-        srv.shared.ops = &rw__epoll_ops;
+        /* auto promised a working server (registry.c): start again over the same listeners. */
+        RW_WARN("backend %s", fallback_why);
+        srv.shared.ops = fallback;
         srv.count = cfg->threads;
         atomic_store_explicit(&srv.shared.stop, false, memory_order_relaxed);
         if (start_workers(&srv, false) < 0) {

@@ -1,7 +1,10 @@
 /*
  * Optional io_uring features of the uring backend (--uring-features): each
  * has a name, a kernel probe and a fallback, and is on by default only where
- * it measured faster on this project's machine (kernel-notes/18-21).
+ * it measured faster on this project's machine (kernel-notes/18-21). The
+ * names and defaults are options (struct rw_config) and so live with the
+ * core; the probing and printing are the backend's (backend/backends.h).
+ * Implemented in backend/uring_features.c.
  */
 #ifndef RW_URING_FEATURES_H
 #define RW_URING_FEATURES_H
@@ -35,9 +38,4 @@ enum rw_uring_feature {
 int rw__uring_features_parse(const char *list, uint32_t *mask, char *err, size_t err_bytes);
 /* "a,b,c" of the bits in mask ("none" when empty). */
 void rw__uring_features_format(uint32_t mask, char *buf, size_t buf_bytes);
-/* --probe: per feature, kernel support, compiled support, default, and why. */
-void rw__uring_features_print(FILE *out);
-/* Kernel support of each feature, probed on a small ring (bits of enum rw_uring_feature). */
-uint32_t rw__uring_features_kernel(void);
-
 #endif
