@@ -31,7 +31,7 @@
 
 enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
 
-/* Per-connection bits in conn->be.flags. */
+/* Per-connection bits in struct ur_conn's flags. */
 enum {
     UR_WANT_READ = 1u << 0,   /* the core wants data (not paused) */
     UR_RECV_ARMED = 1u << 1,  /* a multishot recv is live */
@@ -48,6 +48,16 @@ struct ur_send {
     struct ur_send *next_free;
     struct msghdr msg;
     struct iovec iov[RW_SEND_IOV_MAX];
+};
+
+/* The backend's own state of one connection: conn_state[conn->index]. */
+struct ur_conn {
+    uint32_t inflight;    /* operations whose last CQE is not yet reaped */
+    uint32_t flags;       /* UR_* */
+    struct ur_send *send; /* iovecs of the send in flight */
+    /* Links on the starved list (recv ended with ENOBUFS, waiting for a buffer to come back
+     * before it is re-armed); valid while flags has UR_STARVED. */
+    struct rw_conn *starved_prev, *starved_next;
 };
 
 /*
@@ -97,6 +107,8 @@ struct ur_backend {
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
     uint64_t wake_value;
+    /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
+    struct ur_conn *conn_state;
     /* Send contexts: touched only when used (bump index), recycled through a free list. */
     struct ur_send *sends;
     uint32_t sends_used;
@@ -105,6 +117,11 @@ struct ur_backend {
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
 _Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
+
+static struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)
+{
+    return &ur->conn_state[c->index];
+}
 
 static uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
 {
@@ -228,11 +245,12 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     ur->buf_size = cfg->buf_size_bytes;
     /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
     ur->sends = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->sends));
+    ur->conn_state = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->conn_state));
     /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
     ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
     ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state)); /* 8 bytes a buffer */
     ur->features = cfg->uring_features;
-    if (!ur->sends || !ur->bufs || !ur->buf_state) {
+    if (!ur->sends || !ur->conn_state || !ur->bufs || !ur->buf_state) {
         rc = -ENOMEM;
         goto err_free;
     }
@@ -283,6 +301,7 @@ err_ring:
 err_free:
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
     rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
+    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
     free(ur->buf_state);
     free(ur);
     return rc;
@@ -295,6 +314,7 @@ static void ur_destroy(void *be)
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
     rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
+    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
     free(ur->buf_state);
     free(ur);
 }
@@ -342,24 +362,26 @@ static void ur_accept_stop(void *be)
 
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
 {
+    struct ur_conn *cs = uc(ur, c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
-    c->be.flags |= UR_RECV_ARMED;
-    c->be.inflight++;
+    cs->flags |= UR_RECV_ARMED;
+    cs->inflight++;
 }
 
 /* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */
 static void ur_starve(struct ur_backend *ur, struct rw_conn *c)
 {
-    RW_ASSERT(!(c->be.flags & (UR_STARVED | UR_RECV_ARMED)));
-    c->be.flags |= UR_STARVED;
-    c->be.starved_next = NULL;
-    c->be.starved_prev = ur->starved_tail;
+    struct ur_conn *cs = uc(ur, c);
+    RW_ASSERT(!(cs->flags & (UR_STARVED | UR_RECV_ARMED)));
+    cs->flags |= UR_STARVED;
+    cs->starved_next = NULL;
+    cs->starved_prev = ur->starved_tail;
     if (ur->starved_tail)
-        ur->starved_tail->be.starved_next = c;
+        uc(ur, ur->starved_tail)->starved_next = c;
     else
         ur->starved_head = c;
     ur->starved_tail = c;
@@ -368,18 +390,19 @@ static void ur_starve(struct ur_backend *ur, struct rw_conn *c)
 /* Take c off the starved list (pause, close, re-arm). A slot is never freed while on it. */
 static void ur_unstarve(struct ur_backend *ur, struct rw_conn *c)
 {
-    if (!(c->be.flags & UR_STARVED))
+    struct ur_conn *cs = uc(ur, c);
+    if (!(cs->flags & UR_STARVED))
         return;
-    c->be.flags &= ~UR_STARVED;
-    if (c->be.starved_prev)
-        c->be.starved_prev->be.starved_next = c->be.starved_next;
+    cs->flags &= ~UR_STARVED;
+    if (cs->starved_prev)
+        uc(ur, cs->starved_prev)->starved_next = cs->starved_next;
     else
-        ur->starved_head = c->be.starved_next;
-    if (c->be.starved_next)
-        c->be.starved_next->be.starved_prev = c->be.starved_prev;
+        ur->starved_head = cs->starved_next;
+    if (cs->starved_next)
+        uc(ur, cs->starved_next)->starved_prev = cs->starved_prev;
     else
-        ur->starved_tail = c->be.starved_prev;
-    c->be.starved_prev = c->be.starved_next = NULL;
+        ur->starved_tail = cs->starved_prev;
+    cs->starved_prev = cs->starved_next = NULL;
 }
 
 /*
@@ -395,7 +418,7 @@ static void ur_rearm_starved(struct ur_backend *ur)
         struct rw_conn *c = ur->starved_head;
         ur_unstarve(ur, c);
         RW_ASSERT(c->state == RW_CONN_OPEN);
-        RW_ASSERT(c->be.flags & UR_WANT_READ);
+        RW_ASSERT(uc(ur, c)->flags & UR_WANT_READ);
         ur->rearm_credit--;
         rw__stat_add(ur->stats, RW_STAT_REARM_RECV_NOBUFS, 1);
         ur_arm_recv(ur, c);
@@ -404,44 +427,52 @@ static void ur_rearm_starved(struct ur_backend *ur)
 
 static int ur_conn_open(void *be, struct rw_conn *c)
 {
-    c->be.flags = UR_WANT_READ;
-    ur_arm_recv(be, c);
+    struct ur_backend *ur = be;
+    /* A slot's state is whatever its last connection left: start afresh. */
+    *uc(ur, c) = (struct ur_conn){.flags = UR_WANT_READ};
+    ur_arm_recv(ur, c);
     return 0;
 }
 
 static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target, unsigned flags)
 {
+    struct ur_conn *cs = uc(ur, c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     if (flags & IORING_ASYNC_CANCEL_FD)
         io_uring_prep_cancel_fd(sqe, c->fd, flags);
     else
         io_uring_prep_cancel64(sqe, target, flags);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_CANCEL, c));
-    c->be.inflight++;
+    cs->inflight++;
 }
 
 static void ur_read_pause(void *be, struct rw_conn *c)
 {
-    c->be.flags &= ~UR_WANT_READ;
-    ur_unstarve(be, c); /* read_resume arms it again */
-    if ((c->be.flags & UR_RECV_ARMED) && !(c->be.flags & UR_RECV_CANCEL)) {
+    struct ur_backend *ur = be;
+    struct ur_conn *cs = uc(ur, c);
+    cs->flags &= ~UR_WANT_READ;
+    ur_unstarve(ur, c); /* read_resume arms it again */
+    if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
         /* Data CQEs already posted still reach the core; the bound is a few buffers. */
-        c->be.flags |= UR_RECV_CANCEL;
-        ur_cancel(be, c, ud_conn(OP_RECV, c), 0);
+        cs->flags |= UR_RECV_CANCEL;
+        ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);
     }
 }
 
 static void ur_read_resume(void *be, struct rw_conn *c)
 {
-    c->be.flags |= UR_WANT_READ;
-    if (!(c->be.flags & (UR_RECV_ARMED | UR_EOF | UR_STARVED)))
-        ur_arm_recv(be, c);
+    struct ur_backend *ur = be;
+    struct ur_conn *cs = uc(ur, c);
+    cs->flags |= UR_WANT_READ;
+    if (!(cs->flags & (UR_RECV_ARMED | UR_EOF | UR_STARVED)))
+        ur_arm_recv(ur, c);
 }
 
 static int ur_flush(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
-    if (c->be.flags & UR_SEND)
+    struct ur_conn *cs = uc(ur, c);
+    if (cs->flags & UR_SEND)
         return 0; /* one send in flight per connection keeps the order */
     struct ur_send *s = ur->sends_free;
     if (s)
@@ -461,34 +492,37 @@ static int ur_flush(void *be, struct rw_conn *c)
         io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
     }
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
-    c->be.send_ctx = s;
-    c->be.flags |= UR_SEND;
+    cs->send = s;
+    cs->flags |= UR_SEND;
     ur->sends_queued++;
-    c->be.inflight++;
+    cs->inflight++;
     rw__stat_add(ur->stats, RW_STAT_SEND_CALLS, 1);
     return 0;
 }
 
 static bool ur_close(void *be, struct rw_conn *c)
 {
-    c->be.flags |= UR_CLOSING;
-    c->be.flags &= ~UR_WANT_READ;
-    ur_unstarve(be, c);
-    if (c->be.inflight == 0) {
+    struct ur_backend *ur = be;
+    struct ur_conn *cs = uc(ur, c);
+    cs->flags |= UR_CLOSING;
+    cs->flags &= ~UR_WANT_READ;
+    ur_unstarve(ur, c);
+    if (cs->inflight == 0) {
         close(c->fd);
         return true;
     }
     /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
-    ur_cancel(be, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    ur_cancel(ur, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
     return false;
 }
 
 /* After an operation of c ended: close and release once nothing is in flight. */
-static void ur_op_done(struct rw_conn *c)
+static void ur_op_done(struct ur_backend *ur, struct rw_conn *c)
 {
-    RW_ASSERT(c->be.inflight > 0);
-    c->be.inflight--;
-    if ((c->be.flags & UR_CLOSING) && c->be.inflight == 0) {
+    struct ur_conn *cs = uc(ur, c);
+    RW_ASSERT(cs->inflight > 0);
+    cs->inflight--;
+    if ((cs->flags & UR_CLOSING) && cs->inflight == 0) {
         close(c->fd);
         rw__conn_on_released(c);
     }
@@ -496,10 +530,11 @@ static void ur_op_done(struct rw_conn *c)
 
 static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring_cqe *cqe)
 {
+    struct ur_conn *cs = uc(ur, c);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
     if (!more)
-        c->be.flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
+        cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         RW_ASSERT(bid < ur->buf_count);
@@ -536,11 +571,11 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         ur_buf_release(ur, bid);
     }
     if (res == 0) {
-        c->be.flags |= UR_EOF;
+        cs->flags |= UR_EOF;
         if (c->state == RW_CONN_OPEN)
             rw__conn_on_eof(c);
     } else if (res < 0 && res != -ENOBUFS && res != -ECANCELED) {
-        c->be.flags |= UR_EOF; /* a failed socket: do not re-arm */
+        cs->flags |= UR_EOF; /* a failed socket: do not re-arm */
         if (c->state == RW_CONN_OPEN)
             rw__conn_on_error(c, res);
     }
@@ -550,8 +585,8 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     if (!more && !(cqe->flags & IORING_CQE_F_BUFFER) && res != -ENOBUFS &&
         ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
-    if (!more && c->state == RW_CONN_OPEN && (c->be.flags & UR_WANT_READ) &&
-        !(c->be.flags & (UR_EOF | UR_CLOSING))) {
+    if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
+        !(cs->flags & (UR_EOF | UR_CLOSING))) {
         if (res == -ENOBUFS) {
             ur_starve(ur, c);
         } else {
@@ -560,19 +595,20 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         }
     }
     if (!more)
-        ur_op_done(c);
+        ur_op_done(ur, c);
 }
 
 static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
 {
-    struct ur_send *s = c->be.send_ctx;
+    struct ur_conn *cs = uc(ur, c);
+    struct ur_send *s = cs->send;
     s->next_free = ur->sends_free;
     ur->sends_free = s;
-    c->be.send_ctx = NULL;
-    c->be.flags &= ~UR_SEND;
+    cs->send = NULL;
+    cs->flags &= ~UR_SEND;
     if (c->state == RW_CONN_OPEN)
         rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
-    ur_op_done(c);
+    ur_op_done(ur, c);
 }
 
 static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
@@ -624,7 +660,7 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
         ur_on_send(ur, c, cqe->res);
         break;
     case OP_CANCEL:
-        ur_op_done(c);
+        ur_op_done(ur, c);
         break;
     default:
         RW_ASSERT(!"unknown user_data op");

@@ -1,6 +1,7 @@
 /*
- * One connection: a slot in its loop's fixed connection table. The core owns
- * every field except `be`, which belongs to the backend's mechanics. A slot is
+ * One connection: a slot in its loop's fixed connection table, owned by the
+ * core; backends read fd, index, generation, state and outq, and keep their
+ * own per-connection state in their own tables, indexed by index. A slot is
  * reused only after the backend reported it released (no operation in flight).
  * An idle connection costs this struct and nothing else (no read buffer).
  */
@@ -34,16 +35,6 @@ enum rw_conn_flag {
     RW_CONN_PROXY_WAIT = 1u << 7, /* --proxy-protocol: its PROXY header is not in yet */
 };
 
-/* Backend-private per-connection mechanics (fields used as each backend needs). */
-struct rw_be_conn {
-    uint32_t inflight; /* uring: operations whose last CQE is not yet reaped */
-    uint32_t flags;    /* backend's own bits */
-    void *send_ctx;    /* uring: iovecs of the send in flight */
-    /* uring: links on the backend's starved list (recv ended with ENOBUFS, waiting for a
-     * buffer to come back before it is re-armed); valid while flags has UR_STARVED. */
-    struct rw_conn *starved_prev, *starved_next;
-};
-
 struct rw_conn {
     struct rw_loop *loop;
     int fd;
@@ -58,7 +49,6 @@ struct rw_conn {
     struct rw_reasm reasm;
     struct rw_outq outq;
     struct rw_conn *dirty_next;
-    struct rw_be_conn be;
     /* --proxy-protocol: a header split across reads is held here (RW_PROXY_MAX_BYTES, malloc'd
      * only then, freed once it is whole), and the real client it names is kept for logs. */
     uint8_t *proxy_buf;

@@ -155,7 +155,6 @@ static void conn_release(struct rw_conn *c)
 {
     struct rw_loop *loop = c->loop;
     RW_ASSERT(c->state == RW_CONN_CLOSING);
-    RW_ASSERT(c->be.inflight == 0);
     rw__outq_clear(&c->outq, &loop->pool);
     conn_reasm_reset(c);
     free(c->proxy_buf); /* a PROXY header cut short */
@@ -415,7 +414,6 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     rw__timer_init(&c->timer);
     memset(&c->reasm, 0, sizeof(c->reasm));
     rw__outq_init(&c->outq);
-    memset(&c->be, 0, sizeof(c->be));
     loop->open_count++;
     rw__stat_add(&loop->stats, RW_STAT_ACCEPTED, 1);
 
