@@ -72,7 +72,7 @@ struct rw_loop {
     bool force_closed;
     bool sockopt_warned; /* a setsockopt on an accepted socket failed: said once */
     uint64_t now_ms;
-    uint64_t sweep_next_ms; /* next liveness sweep (sweep_dead_conns) */
+    uint64_t sweep_next_ms; /* next liveness sweep (upkeep.c) */
     uint32_t sweep_cursor;  /* slot it starts from */
     /* Zero-copy replies: the receive buffer being parsed (NULL outside rw__conn_on_data_buf or
      * when the backend lends none), and the smallest reply sent from it by reference. */

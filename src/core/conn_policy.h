@@ -1,0 +1,77 @@
+/*
+ * Internal to the core's event loop: what its parts share. The loop driver
+ * (loop.c), the connection policy (conn.c, conn_proxy.c) and the upkeep
+ * (upkeep.c) all work on struct rw_loop (loop.h) and struct rw_conn
+ * (conn.h); nothing outside src/core/{loop,conn,conn_proxy,upkeep}.c
+ * includes this.
+ */
+#ifndef RW_CONN_POLICY_H
+#define RW_CONN_POLICY_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "conn.h"
+#include "loop.h"
+#include "stats.h"
+
+#define NO_REASON RW_STAT_COUNT
+/* Either reason to stop reading; reading resumes once neither holds. */
+#define READ_PAUSE_FLAGS (RW_CONN_READ_PAUSED | RW_CONN_MEM_PAUSED)
+
+static inline uint64_t loop_now(struct rw_loop *loop)
+{
+    loop->now_ms = rw__now_ms();
+    return loop->now_ms;
+}
+
+/*
+ * The clock for events a backend reports from one wait: read once, at the
+ * first event after the wait returned, not once per event (two reads a frame
+ * were ~1.5% of the server's samples at 512 connections; kernel-notes/17).
+ * One batch of completions is handled within microseconds.
+ */
+static inline uint64_t loop_now_batch(struct rw_loop *loop)
+{
+    if (!loop->clock_fresh) {
+        loop->clock_fresh = true;
+        return loop_now(loop);
+    }
+    return loop->now_ms;
+}
+
+/* ---- the connection policy (conn.c) ---- */
+
+/* Arm the timer if the deadline moved earlier; later deadlines are found lazily on expiry. */
+void rw__conn_timer_update(struct rw_conn *c);
+/* Start closing (reason counted unless NO_REASON); the slot is freed when the backend
+ * releases it. Do not touch c after. */
+void rw__conn_close(struct rw_conn *c, enum rw_stat reason);
+/* Stop reading for reason `why` (one of READ_PAUSE_FLAGS); the backend hears of the first. */
+void rw__conn_pause(struct rw_conn *c, uint16_t why);
+/* Drop the reasons in `why`; reading resumes once no reason is left. */
+void rw__conn_resume(struct rw_conn *c, uint16_t why);
+/* Hand c's queued replies to the backend until it takes no more; may close c. */
+void rw__conn_flush(struct rw_conn *c);
+/* The wheel's callback for a connection's timer (ctx: the loop). */
+void rw__conn_on_timer(void *ctx, struct rw_timer *t);
+/* --proxy-protocol (conn_proxy.c): bytes of data the header took, or -1 after closing c. */
+ssize_t rw__conn_proxy_header(struct rw_conn *c, const uint8_t *data, size_t len);
+
+/* ---- the loop driver (loop.c) ---- */
+
+/* c has replies to send: flush it at the end of the turn (or sooner); may flush and close c. */
+void rw__loop_mark_dirty(struct rw_conn *c);
+
+/* ---- upkeep (upkeep.c) ---- */
+
+/* Once a turn: the memory budget and giving memory back. */
+void rw__loop_upkeep(struct rw_loop *loop);
+/* Once a turn: the liveness sweep (at most once per RW_SWEEP_INTERVAL_MS). */
+void rw__loop_sweep_dead(struct rw_loop *loop);
+/* Is there memory a trim could give back (so an idle loop should wake for it)? */
+bool rw__loop_trim_pending(const struct rw_loop *loop);
+/* The kernel's TCP state of c's socket (TCP_INFO: TCP_ESTABLISHED, TCP_CLOSE...), or -1. */
+int rw__conn_tcp_state(const struct rw_conn *c);
+
+#endif

@@ -1,0 +1,436 @@
+/*
+ * The loop driver: one per worker thread. Setup and teardown, the turns
+ * (wait on the backend, timers, upkeep, the dirty flush), accept with the
+ * --max-conns limit and the backoff after accept failures, the wake eventfd,
+ * and the SIGTERM drain. What a connection's events mean is the connection
+ * policy's (conn.c); memory and liveness upkeep is upkeep.c's.
+ */
+#include "conn_policy.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <linux/sockios.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rw_assert.h"
+#include "lazymem.h"
+#include "backend.h"
+#include "rw_limits.h"
+#include "log.h"
+#include "peer.h"
+
+uint64_t rw__now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- the dirty list: one flush per connection per turn ---- */
+
+static void flush_dirty(struct rw_loop *loop)
+{
+    struct rw_conn *list = loop->dirty_head;
+    loop->dirty_head = NULL;
+    loop->dirty_count = 0;
+    while (list) {
+        struct rw_conn *c = list;
+        list = c->dirty_next;
+        c->dirty_next = NULL;
+        c->flags &= (uint16_t)~RW_CONN_DIRTY;
+        if (c->state == RW_CONN_OPEN)
+            rw__conn_flush(c);
+    }
+}
+
+/*
+ * c has replies to send: flush it with the others at the end of the turn, so
+ * a connection's replies from several reads leave in one send. A busy turn
+ * (hundreds of ready connections after a stall) would otherwise hold one
+ * output block per connection until the turn ends, and the pool's high-water
+ * mark -- resident memory -- would creep up with the worst stall seen; so
+ * once RW_DIRTY_FLUSH_MAX connections wait, they are flushed now. Callers do
+ * not touch c after this (the flush may close it). Nothing a flush calls
+ * marks a connection dirty, so this does not recurse.
+ */
+void rw__loop_mark_dirty(struct rw_conn *c)
+{
+    struct rw_loop *loop = c->loop;
+    if (c->flags & RW_CONN_DIRTY)
+        return;
+    c->flags |= RW_CONN_DIRTY;
+    c->dirty_next = loop->dirty_head;
+    loop->dirty_head = c;
+    if (++loop->dirty_count >= RW_DIRTY_FLUSH_MAX) {
+        rw__stat_add(&loop->stats, RW_STAT_EARLY_FLUSHES, 1);
+        flush_dirty(loop);
+    }
+}
+
+/* ---- accept and wake: callbacks from backends (backend.h) ---- */
+
+static int set_tcp_opt(int fd, int level, int name, int value)
+{
+    return setsockopt(fd, level, name, &value, sizeof(value)) < 0 ? -errno : 0;
+}
+
+/*
+ * Per-connection socket policy, set on every accepted socket. Vanished peers
+ * (no FIN, no RST ever comes) are the kernel's to detect: TCP_USER_TIMEOUT
+ * bounds how long sent data may stay unacknowledged, keepalive probes an idle
+ * peer; either makes the next recv/send fail (ETIMEDOUT) and the connection is
+ * closed and counted as reaped_tcp_timeout (kernel-notes/11). Options left at
+ * 0 are not touched, so the kernel's defaults (or sysctls) apply. Values were
+ * validated by config.c, so a failure means a kernel without the option:
+ * logged once per worker, the connection is served anyway.
+ */
+static void conn_set_sockopts(struct rw_loop *loop, int fd)
+{
+    const struct rw_config *cfg = loop->cfg;
+    /* Replies are batched per loop turn by us; Nagle would only add delay. */
+    (void)set_tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    int rc = 0;
+    const char *what = NULL;
+    if (cfg->tcp_user_timeout_ms) {
+        what = "TCP_USER_TIMEOUT";
+        rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, (int)cfg->tcp_user_timeout_ms);
+    }
+    if (rc == 0 && cfg->keepalive_idle_s) {
+        what = "SO_KEEPALIVE";
+        /* Schedule first, then switch it on, so the first probe follows the new idle time. */
+        rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)cfg->keepalive_idle_s);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)cfg->keepalive_intvl_s);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)cfg->keepalive_probes);
+        if (rc == 0)
+            rc = set_tcp_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
+    }
+    if (rc < 0 && !loop->sockopt_warned) {
+        loop->sockopt_warned = true;
+        RW_WARN("setsockopt %s on an accepted socket: %s; vanished peers are left to "
+                "--idle-timeout",
+                what, strerror(-rc));
+    }
+}
+
+void rw__loop_on_accept(struct rw_loop *loop, int fd)
+{
+    RW_ASSERT(fd >= 0);
+    uint32_t open_before =
+        atomic_fetch_add_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
+    if (loop->draining || open_before >= loop->cfg->max_conns ||
+        (loop->free_count == 0 && loop->conn_hw == loop->conn_cap)) {
+        atomic_fetch_sub_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
+        close(fd);
+        if (!loop->draining)
+            rw__stat_add(&loop->stats, RW_STAT_REJECTED_LIMIT, 1);
+        return;
+    }
+    struct rw_conn *c;
+    if (loop->free_count > 0) {
+        c = &loop->conns[loop->free_slots[--loop->free_count]];
+    } else {
+        /* First use of a slot: its page of the table is touched only now. */
+        c = &loop->conns[loop->conn_hw];
+        c->loop = loop;
+        c->index = loop->conn_hw++;
+        c->fd = -1;
+    }
+    RW_ASSERT(c->state == RW_CONN_FREE);
+    c->generation++;
+    c->state = RW_CONN_OPEN;
+    c->flags &= RW_CONN_DIRTY;
+    c->fd = fd;
+    c->last_active_ms = loop_now_batch(loop);
+    c->frame_started_ms = 0;
+    c->linger_until_ms = 0;
+    memset(&c->client, 0, sizeof(c->client));
+    if (loop->cfg->proxy_protocol) {
+        c->flags |= RW_CONN_PROXY_WAIT;
+        c->frame_started_ms = c->last_active_ms; /* the header's deadline counts from here */
+    }
+    rw__timer_init(&c->timer);
+    memset(&c->reasm, 0, sizeof(c->reasm));
+    rw__outq_init(&c->outq);
+    loop->open_count++;
+    rw__stat_add(&loop->stats, RW_STAT_ACCEPTED, 1);
+
+    conn_set_sockopts(loop, fd);
+    rw__conn_timer_update(c);
+    int rc = loop->ops->conn_open(loop->be, c);
+    if (rc < 0) {
+        char peer[RW_PEER_TEXT_MAX];
+        RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
+                 strerror(-rc));
+        rw__conn_close(c, RW_STAT_CLOSED_ERROR);
+    }
+}
+
+void rw__loop_on_accept_error(struct rw_loop *loop, int err)
+{
+    RW_ASSERT(err < 0);
+    if (loop->accepting) {
+        loop->ops->accept_stop(loop->be);
+        loop->accepting = false;
+    }
+    if (loop->draining)
+        return;
+    loop->accept_resume_ms = loop_now(loop) + RW_ACCEPT_BACKOFF_MS;
+    rw__stat_add(&loop->stats, RW_STAT_ACCEPT_BACKOFFS, 1);
+    /* Warn on the first backoff of a burst, not on every retry. */
+    if (rw__stat_get(&loop->stats, RW_STAT_ACCEPT_BACKOFFS) == 1 || err != -EMFILE)
+        RW_WARN("accept: %s; pausing accepts for %u ms (raise RLIMIT_NOFILE / --max-conns)",
+                strerror(-err), RW_ACCEPT_BACKOFF_MS);
+}
+
+void rw__loop_on_wake(struct rw_loop *loop)
+{
+    (void)loop; /* the run loop reads shared->stop */
+}
+
+/* ---- drain ---- */
+
+static void begin_drain(struct rw_loop *loop)
+{
+    loop->draining = true;
+    loop->drain_deadline_ms = loop->now_ms + loop->cfg->drain_timeout_ms;
+    if (loop->accepting) {
+        loop->ops->accept_stop(loop->be);
+        loop->accepting = false;
+    }
+    RW_DEBUG("draining %u connections", loop->open_count);
+}
+
+/*
+ * While draining, a connection closes once it is quiet: every reply handed to
+ * the kernel, no partial frame, and nothing left unread in its receive queue
+ * (SIOCINQ). Closing with unread data would make the kernel send RST and drop
+ * replies still in our send buffer; with none, close sends FIN after them.
+ * Peers that keep sending are closed by --drain-timeout (kernel-notes/10).
+ */
+static void drain_quiet_conns(struct rw_loop *loop)
+{
+    for (uint32_t i = 0; i < loop->conn_hw; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm) ||
+            (c->flags & RW_CONN_PROTO_ERROR))
+            continue;
+        int unread = 0;
+        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0)
+            rw__conn_close(c, NO_REASON);
+    }
+}
+
+static void force_close_all(struct rw_loop *loop)
+{
+    loop->force_closed = true;
+    uint32_t forced = 0;
+    for (uint32_t i = 0; i < loop->conn_hw; i++) {
+        struct rw_conn *c = &loop->conns[i];
+        if (c->state == RW_CONN_OPEN) {
+            rw__conn_close(c, NO_REASON);
+            forced++;
+        }
+    }
+    if (forced)
+        RW_WARN("drain timeout: closed %u connections with replies pending", forced);
+}
+
+static int loop_timeout_ms(struct rw_loop *loop)
+{
+    int64_t timeout = rw__wheel_timeout_ms(&loop->wheel, loop->now_ms);
+    uint64_t until = UINT64_MAX;
+    if (loop->accept_resume_ms)
+        until = loop->accept_resume_ms;
+    if (rw__loop_trim_pending(loop) && loop->trim_due_ms < until)
+        until = loop->trim_due_ms;
+    if (loop->mem_paused > 0 && loop->now_ms + RW_WHEEL_TICK_MS < until)
+        until = loop->now_ms + RW_WHEEL_TICK_MS; /* memory freed elsewhere: look again soon */
+    if (loop->open_count && loop->sweep_next_ms < until)
+        until = loop->sweep_next_ms;
+    if (loop->draining && !loop->force_closed && loop->drain_deadline_ms < until)
+        until = loop->drain_deadline_ms;
+    if (until != UINT64_MAX) {
+        int64_t wait = until > loop->now_ms ? (int64_t)(until - loop->now_ms) : 0;
+        if (timeout < 0 || wait < timeout)
+            timeout = wait;
+    }
+    if (loop->draining)
+        timeout = timeout < 0 || timeout > 10 ? 10 : timeout; /* re-check quiet connections */
+    return timeout > INT32_MAX ? INT32_MAX : (int)timeout;
+}
+
+int rw__loop_run(struct rw_loop *loop)
+{
+    /*
+     * Accepting starts here, not at the end of rw__loop_init: server.c runs a
+     * loop only after every worker finished setup, so connections already
+     * queued on the listeners cannot use up RLIMIT_NOFILE while a sibling
+     * still needs descriptors for its eventfd and epoll/io_uring instance
+     * (kernel-notes/08). A failure here is an accept failure: back off, retry.
+     */
+    if (!atomic_load_explicit(&loop->shared->stop, memory_order_acquire)) {
+        int rc = loop->ops->accept_start(loop->be);
+        if (rc < 0)
+            rw__loop_on_accept_error(loop, rc);
+        else
+            loop->accepting = true;
+    }
+    for (;;) {
+        uint64_t now = loop_now(loop);
+        if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
+            begin_drain(loop);
+        if (loop->draining) {
+            if (!loop->force_closed)
+                drain_quiet_conns(loop);
+            if (loop->open_count == 0)
+                return 0;
+            if (!loop->force_closed && now >= loop->drain_deadline_ms)
+                force_close_all(loop);
+        }
+        if (!loop->accepting && !loop->draining && loop->accept_resume_ms &&
+            now >= loop->accept_resume_ms) {
+            loop->accept_resume_ms = 0;
+            int rc = loop->ops->accept_start(loop->be);
+            if (rc < 0)
+                rw__loop_on_accept_error(loop, rc);
+            else
+                loop->accepting = true;
+        }
+        rw__wheel_advance(&loop->wheel, now, rw__conn_on_timer, loop);
+        rw__loop_upkeep(loop);
+        rw__loop_sweep_dead(loop);
+        flush_dirty(loop);
+        /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
+        rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
+        rw__stat_set(&loop->stats, RW_STAT_MEM_BYTES, loop->mem.used_bytes);
+        int timeout_ms = loop_timeout_ms(loop);
+        loop->clock_fresh = false;
+        int rc = loop->ops->wait(loop->be, timeout_ms);
+        if (rc < 0)
+            return rc;
+        rw__stat_add(&loop->stats, RW_STAT_LOOP_TURNS, 1);
+    }
+}
+
+/* ---- the loop as a backend sees it (backend.h) ---- */
+
+const struct rw_config *rw__loop_config(const struct rw_loop *loop)
+{
+    return loop->cfg;
+}
+
+int rw__loop_worker_id(const struct rw_loop *loop)
+{
+    return loop->worker_id;
+}
+
+const int *rw__loop_listen_fds(const struct rw_loop *loop, uint32_t *count)
+{
+    *count = loop->listen_count;
+    return loop->listen_fds;
+}
+
+int rw__loop_wake_fd(const struct rw_loop *loop)
+{
+    return loop->wake_fd;
+}
+
+struct rw_conn *rw__loop_conns(struct rw_loop *loop)
+{
+    return loop->conns;
+}
+
+uint32_t rw__loop_conn_cap(const struct rw_loop *loop)
+{
+    return loop->conn_cap;
+}
+
+struct rw_stats *rw__loop_stats(struct rw_loop *loop)
+{
+    return &loop->stats;
+}
+
+void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes)
+{
+    loop->zc_min_bytes = bytes;
+}
+
+/* ---- setup ---- */
+
+int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
+                  const int *listen_fds, uint32_t listen_count)
+{
+    RW_ASSERT(listen_count >= 1);
+    RW_ASSERT(listen_count <= RW_LISTEN_MAX);
+    memset(loop, 0, sizeof(*loop));
+    loop->shared = shared;
+    loop->cfg = shared->cfg;
+    loop->ops = shared->ops;
+    loop->worker_id = worker_id;
+    memcpy(loop->listen_fds, listen_fds, listen_count * sizeof(*listen_fds));
+    loop->listen_count = listen_count;
+    loop->wake_fd = -1;
+    loop->conn_cap = shared->cfg->max_conns;
+    RW_ASSERT(loop->conn_cap > 0 && loop->conn_cap <= RW_CONNS_MAX);
+
+    int rc = -ENOMEM;
+    /*
+     * Every worker may hold all --max-conns connections, so each gets a table that large, mapped
+     * zeroed and untouched (lazymem.h; a zeroed slot is FREE), and slots are initialised on first
+     * use, so resident memory follows the connections seen, not --max-conns x --threads.
+     */
+    loop->conns = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->conns));
+    loop->free_slots = rw__lazy_calloc(loop->conn_cap, sizeof(*loop->free_slots));
+    if (!loop->conns || !loop->free_slots)
+        goto err_free_table;
+    loop->conn_hw = 0;
+    loop->free_count = 0;
+    rw__mem_account_init(&loop->mem, &shared->mem);
+    rc = rw__wheel_init(&loop->wheel, RW_WHEEL_SLOTS, RW_WHEEL_TICK_MS, loop_now(loop));
+    if (rc < 0)
+        goto err_free_table;
+    rw__block_pool_init(&loop->pool, RW_BLOCK_POOL_CACHE_MAX);
+    loop->pool.acct = &loop->mem;
+    loop->trim_due_ms = loop->now_ms + RW_TRIM_INTERVAL_MS;
+    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (loop->wake_fd < 0) {
+        rc = -errno;
+        goto err_wheel;
+    }
+    rc = loop->ops->init(loop, &loop->be);
+    if (rc < 0)
+        goto err_wake;
+    return 0; /* not accepting yet: rw__loop_run starts it */
+
+err_wake:
+    close(loop->wake_fd);
+err_wheel:
+    rw__block_pool_destroy(&loop->pool);
+    rw__wheel_destroy(&loop->wheel);
+    rw__mem_account_destroy(&loop->mem);
+err_free_table:
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
+    return rc;
+}
+
+void rw__loop_destroy(struct rw_loop *loop)
+{
+    RW_ASSERT(loop->open_count == 0);
+    loop->ops->destroy(loop->be);
+    close(loop->wake_fd);
+    rw__block_pool_destroy(&loop->pool);
+    rw__wheel_destroy(&loop->wheel);
+    rw__mem_account_destroy(&loop->mem);
+    rw__lazy_free(loop->conns, loop->conn_cap, sizeof(*loop->conns));
+    rw__lazy_free(loop->free_slots, loop->conn_cap, sizeof(*loop->free_slots));
+}
