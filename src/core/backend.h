@@ -16,7 +16,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "config.h"
+#include "options.h"
 #include "conn.h"
 #include "stats.h"
 

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "config.h"
+#include "options.h"
 #include "conn.h"
 #include "membudget.h"
 #include "outq.h"

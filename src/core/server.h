@@ -8,7 +8,7 @@
 
 #include <ringwire/handler.h>
 
-#include "config.h"
+#include "options.h"
 
 /* Runs until SIGTERM/SIGINT drained everything. Returns 0, or 1 on a runtime failure (logged). */
 int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler);

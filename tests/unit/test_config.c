@@ -18,7 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "app/cli.h"
 #include "listener.h"
 #include "rw_limits.h"
 
@@ -33,6 +33,17 @@
 static char arena[ARENA_BYTES];
 static char *args[ARGS_MAX + 1];
 static char err[512];
+
+/* The CLI's last parse: its action; the test reads the options as a struct rw_config. */
+static struct rw_cli last_cli;
+
+/* rw__cli_parse, with the options copied out whole (padding too: the tests memcmp them). */
+static int config_parse(struct rw_config *cfg, int argc, char *const argv[], char *e, size_t n)
+{
+    int rc = rw__cli_parse(&last_cli, argc, argv, e, n);
+    memcpy(cfg, &last_cli.cfg, sizeof(*cfg));
+    return rc;
+}
 
 __attribute__((sentinel)) static int parse_args(struct rw_config *cfg, const char *first, ...)
 {
@@ -51,7 +62,7 @@ __attribute__((sentinel)) static int parse_args(struct rw_config *cfg, const cha
     va_end(ap);
     args[argc] = NULL;
     memset(err, 0, sizeof(err));
-    int rc = rw__config_parse(cfg, argc, args, err, sizeof(err));
+    int rc = config_parse(cfg, argc, args, err, sizeof(err));
     ck_assert(rc == 0 || rc == -EINVAL);
     if (rc == 0)
         ck_assert_str_eq(err, "");
@@ -124,7 +135,7 @@ START_TEST(test_config_defaults)
 {
     struct rw_config cfg;
     ck_assert_int_eq(PARSE(&cfg, NULL), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(last_cli.action, RW_CLI_RUN);
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
     ck_assert_str_eq(cfg.listen[0].text, "127.0.0.1:7000");
     assert_v4(&cfg.listen[0].addr, cfg.listen[0].addr_len, "127.0.0.1", 7000);
@@ -231,7 +242,7 @@ START_TEST(test_config_many_options_together)
                            "--cpu-affinity", "--max-frame=0", "--idle-timeout", "0",
                            "--frame-timeout=0", "--log-level", "debug"),
                      0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(last_cli.action, RW_CLI_RUN);
     ck_assert_int_eq(cfg.backend, RW_BACKEND_EPOLL);
     assert_v6(&cfg.listen[0].addr, cfg.listen[0].addr_len, "::", 0);
     ck_assert_uint_eq(cfg.threads, 2);
@@ -305,7 +316,7 @@ START_TEST(test_config_listen_repeated)
         argv[argc++] = opt;
         argv[argc++] = value;
         err[0] = '\0';
-        ck_assert_int_eq(rw__config_parse(&cfg, argc, argv, err, sizeof(err)),
+        ck_assert_int_eq(config_parse(&cfg, argc, argv, err, sizeof(err)),
                          i < RW_LISTEN_MAX ? 0 : -EINVAL);
     }
     ck_assert_uint_eq(cfg.listen_count, RW_LISTEN_MAX);
@@ -440,11 +451,11 @@ START_TEST(test_config_flags)
     ck_assert_str_eq(err, "--proxy-protocol: takes no value");
     ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity"), 0);
     ck_assert(cfg.cpu_affinity);
-    ck_assert_int_eq(cfg.action, RW_ACTION_RUN);
+    ck_assert_int_eq(last_cli.action, RW_CLI_RUN);
     ck_assert_int_eq(PARSE(&cfg, "--probe"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_PROBE);
+    ck_assert_int_eq(last_cli.action, RW_CLI_PROBE);
     ck_assert_int_eq(PARSE(&cfg, "--probe", "--log-level", "debug"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_PROBE);
+    ck_assert_int_eq(last_cli.action, RW_CLI_PROBE);
     ck_assert_int_eq(cfg.log_level, RW_LOG_DEBUG);
     /* A flag given a value is an error naming the flag. */
     ck_assert_int_eq(PARSE(&cfg, "--cpu-affinity=yes"), -EINVAL);
@@ -662,7 +673,7 @@ START_TEST(test_config_nofile_needed)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     ck_assert_ptr_nonnull(f);
-    rw__config_usage_nofile(&cfg, f);
+    rw__cli_usage_nofile(&cfg, f);
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_ptr_nonnull(text);
     ck_assert_msg(strstr(text, "RLIMIT_NOFILE soft limit, hard") != NULL, "%s", text);
@@ -951,23 +962,23 @@ START_TEST(test_config_help_version)
 {
     struct rw_config cfg;
     ck_assert_int_eq(PARSE(&cfg, "-h"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(last_cli.action, RW_CLI_HELP);
     ck_assert_int_eq(PARSE(&cfg, "--help"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(last_cli.action, RW_CLI_HELP);
     ck_assert_int_eq(PARSE(&cfg, "-V"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    ck_assert_int_eq(last_cli.action, RW_CLI_VERSION);
     ck_assert_int_eq(PARSE(&cfg, "--version"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    ck_assert_int_eq(last_cli.action, RW_CLI_VERSION);
     /* They answer at once: what follows is not parsed. */
     ck_assert_int_eq(PARSE(&cfg, "--help", "--bogus", "positional"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(last_cli.action, RW_CLI_HELP);
     ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "-V", "--threads", "0"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_VERSION);
+    ck_assert_int_eq(last_cli.action, RW_CLI_VERSION);
     /* Errors before them still count. */
     ck_assert_int_eq(PARSE(&cfg, "--threads", "0", "--help"), -EINVAL);
     ck_assert_str_eq(err, "--threads: 0 is below the minimum of 1");
     ck_assert_int_eq(PARSE(&cfg, "--probe", "--help"), 0);
-    ck_assert_int_eq(cfg.action, RW_ACTION_HELP);
+    ck_assert_int_eq(last_cli.action, RW_CLI_HELP);
 }
 END_TEST
 
@@ -977,7 +988,7 @@ START_TEST(test_config_usage)
     size_t len = 0;
     FILE *f = open_memstream(&text, &len);
     ck_assert_ptr_nonnull(f);
-    rw__config_usage(f);
+    rw__cli_usage(f);
     ck_assert_int_eq(fclose(f), 0);
     ck_assert_ptr_nonnull(text);
     ck_assert_int_eq(strncmp(text, "Usage: ringwire [OPTIONS]\n", 26), 0);
@@ -1138,10 +1149,10 @@ START_TEST(test_config_small_err_buffer)
     snprintf(arena + 32, 16, "abcdefghij");
     char small[8];
     memset(small, 'z', sizeof(small));
-    ck_assert_int_eq(rw__config_parse(&cfg, 3, argv, small, sizeof(small)), -EINVAL);
+    ck_assert_int_eq(config_parse(&cfg, 3, argv, small, sizeof(small)), -EINVAL);
     ck_assert_str_eq(small, "--max-f");
     char one[1] = {'z'};
-    ck_assert_int_eq(rw__config_parse(&cfg, 3, argv, one, sizeof(one)), -EINVAL);
+    ck_assert_int_eq(config_parse(&cfg, 3, argv, one, sizeof(one)), -EINVAL);
     ck_assert_int_eq(one[0], '\0');
 }
 END_TEST

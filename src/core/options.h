@@ -1,10 +1,11 @@
 /*
- * Command-line configuration: every option of SPEC.md parsed into one struct.
- * Parsing never prints and never exits: errors come back as -EINVAL with a
- * message naming the option and why; main prints it and exits 2.
+ * Library options: everything a server is configured with, as plain data
+ * (struct rw_config), with its defaults and the checks of a whole
+ * configuration against the machine. The ringwire program fills it from its
+ * command line (src/app/cli.h); value syntax is values.h's.
  */
-#ifndef RW_CONFIG_H
-#define RW_CONFIG_H
+#ifndef RW_OPTIONS_H
+#define RW_OPTIONS_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,19 +15,11 @@
 
 #include "log.h"
 #include "rw_limits.h"
+#include "values.h"
 
 enum rw_backend_kind { RW_BACKEND_AUTO = 0, RW_BACKEND_URING, RW_BACKEND_EPOLL };
-enum rw_config_action { RW_ACTION_RUN = 0, RW_ACTION_HELP, RW_ACTION_VERSION, RW_ACTION_PROBE };
-
-/* One address to listen on: every worker opens one SO_REUSEPORT listener for it. */
-struct rw_listen {
-    char text[RW_LISTEN_TEXT_MAX]; /* the --listen it came from, as given: "localhost:7000" */
-    struct sockaddr_storage addr;  /* one address it resolved to */
-    socklen_t addr_len;
-};
 
 struct rw_config {
-    enum rw_config_action action;
     enum rw_backend_kind backend;
     /* In --listen order; a name's addresses in the resolver's order. 1 .. RW_LISTEN_MAX. */
     struct rw_listen listen[RW_LISTEN_MAX];
@@ -65,14 +58,6 @@ struct rw_config {
 void rw__config_defaults(struct rw_config *cfg);
 
 /*
- * Parse argv (argv[0] is the program). Accepts "--opt value" and "--opt=value".
- * Returns 0, or -EINVAL with err holding e.g. "--max-frame: invalid size 'abc'"
- * (the option named first). -h/--help and -V/--version set cfg->action.
- */
-int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *err,
-                     size_t err_bytes);
-
-/*
  * The --max-memory default for a machine with phys_bytes of memory and a cgroup limit of
  * cgroup_bytes (0: none): a quarter of the smaller, so a flood of large frames or non-readers
  * cannot take the host down; at least RW_MEM_MIN_BYTES.
@@ -87,44 +72,15 @@ uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes);
 int rw__config_check_fit(const struct rw_config *cfg, uint64_t phys_bytes, char *err,
                          size_t err_bytes);
 
-/* "123", "4K", "1M", "2G" (powers of 1024). 0 or -EINVAL / -ERANGE. */
-int rw__parse_size(const char *text, uint64_t *out_bytes);
-/* "250ms", "10s", "2m", bare number = seconds. 0 or -EINVAL / -ERANGE. */
-int rw__parse_duration_ms(const char *text, uint64_t *out_ms);
-/* "127.0.0.1:7000", "[::1]:7000", "0.0.0.0:80", "[::]:0". 0 or -EINVAL. Numeric only (no DNS). */
-int rw__parse_listen(const char *text, struct sockaddr_storage *addr, socklen_t *addr_len);
-/*
- * HOST:PORT as --listen takes it: HOST a numeric IPv4 address, an IPv6 one in brackets (scope
- * id too, as rw__parse_listen), or a name resolved with getaddrinfo, which yields every address
- * it has (localhost: 127.0.0.1 and ::1 when /etc/hosts says so), in the resolver's order,
- * duplicates dropped; PORT a number or a service name ("http", from /etc/services). Writes up
- * to max addresses to out and their number to *count. 0; -EINVAL with the reason (for a name,
- * the resolver's: gai_strerror) in why; -E2BIG when there are more than max.
- */
-int rw__resolve_listen(const char *text, struct rw_listen *out, unsigned max, unsigned *count,
-                       char *why, size_t why_bytes);
-
-/*
- * Keepalive probe schedule for --keepalive idle_s (> 0): the first probe after
- * idle_s of silence, then one every *intvl_s, *probes unanswered in all, so
- * idle_s + intvl_s * probes <= 2 * idle_s (a silent peer is found within
- * about twice the setting; kernel-notes/11). idle_s <= RW_KEEPALIVE_MAX_S.
- */
-void rw__keepalive_schedule(uint32_t idle_s, uint32_t *intvl_s, uint32_t *probes);
-
 /*
  * Descriptors (RLIMIT_NOFILE) this configuration needs: --max-conns
  * connections, each worker's own descriptors and slack (rw_limits.h).
  */
 uint64_t rw__nofile_needed(const struct rw_config *cfg);
 
-/* The --help text. */
-void rw__config_usage(FILE *out);
-/*
- * The --help text's last lines, for this configuration: the descriptor limit
- * the process runs under now (RLIMIT_NOFILE soft/hard), what --max-conns
- * needs, and what the server will do about it at start.
- */
-void rw__config_usage_nofile(const struct rw_config *cfg, FILE *out);
+/* This machine's memory in bytes (0: unknown). */
+uint64_t rw__machine_memory_bytes(void);
+/* The cgroup v2 memory.max of our cgroup (0 when none is set). */
+uint64_t rw__cgroup_memory_max_bytes(void);
 
 #endif
