@@ -6,9 +6,11 @@
  * io_uring_submit_and_wait_timeout. A multishot that ends (CQE without
  * IORING_CQE_F_MORE: overflow, cancel, error) is re-armed here when the core
  * still wants it; one that ended because the buffer ring ran dry (ENOBUFS)
- * waits on the starved list until a buffer comes back for it. A connection
- * is released only after the last CQE of every operation it had in flight.
- * See kernel-notes/ for each feature.
+ * waits on the starved list until a buffer comes back for it (the buffer ring
+ * and the starved list are uring_bufs.c's, accepts and the wake read
+ * uring_accept.c's). A connection is released only
+ * after the last CQE of every operation it had in flight. See kernel-notes/
+ * for each feature.
  */
 #include <errno.h>
 #include <poll.h>
@@ -27,120 +29,8 @@
 #include "stats.h"
 #include "uring_compat.h"
 #include "uring_features.h"
+#include "uring_impl.h"
 #include "uring_valgrind.h"
-
-enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
-
-/* Per-connection bits in struct ur_conn's flags. */
-enum {
-    UR_WANT_READ = 1u << 0,   /* the core wants data (not paused) */
-    UR_RECV_ARMED = 1u << 1,  /* a multishot recv is live */
-    UR_RECV_CANCEL = 1u << 2, /* a cancel of that recv is in flight */
-    UR_SEND = 1u << 3,        /* a send is in flight */
-    UR_EOF = 1u << 4,         /* recv returned 0: never re-arm */
-    UR_CLOSING = 1u << 5,     /* waiting for inflight to drain, then close(fd) */
-    UR_STARVED = 1u << 6,     /* on the starved list: re-armed when a buffer comes back */
-};
-
-#define BUF_GROUP 0
-
-struct ur_send {
-    struct ur_send *next_free;
-    struct msghdr msg;
-    struct iovec iov[RW_SEND_IOV_MAX];
-};
-
-/* The backend's own state of one connection: conn_state[conn->index]. */
-struct ur_conn {
-    uint32_t inflight;    /* operations whose last CQE is not yet reaped */
-    uint32_t flags;       /* UR_* */
-    struct ur_send *send; /* iovecs of the send in flight */
-    /* Links on the starved list (recv ended with ENOBUFS, waiting for a buffer to come back
-     * before it is re-armed); valid while flags has UR_STARVED. */
-    struct rw_conn *starved_prev, *starved_next;
-};
-
-/*
- * A provided buffer's life: in the ring; taken by the kernel for a receive
- * (with inc-bufs it stays at the ring's head while the kernel keeps filling
- * it, IORING_CQE_F_BUF_MORE, and leaves when full); parsed by the core,
- * which may lend parts of it to queued replies (zc-replies, holds); back to
- * the ring once the kernel is done with it and nothing holds it.
- */
-struct ur_buf {
-    uint32_t off;   /* inc-bufs: bytes the kernel has filled so far */
-    uint16_t holds; /* replies queued from it, plus one while the core parses it */
-    bool out;       /* left the ring (the kernel is done with it): return when holds == 0 */
-};
-
-struct ur_backend {
-    struct rw_loop *loop; /* opaque: only passed back to the rw__loop_on_* callbacks */
-    /* Read from the loop once at init (backend.h): the data path calls no accessor. */
-    struct rw_stats *stats;
-    struct rw_conn *conns;
-    uint32_t conn_cap;
-    const int *listen_fds;
-    uint32_t listen_count;
-    int wake_fd;
-    struct io_uring ring;
-    struct io_uring_buf_ring *br;
-    uint8_t *bufs;
-    struct ur_buf *buf_state;
-    uint32_t buf_count;
-    uint32_t buf_size;
-    uint32_t bufs_out;        /* buffers out of the ring (taken, not yet returned) */
-    uint32_t features;        /* active: enum rw_uring_feature */
-    uint32_t ring_features;   /* IORING_FEAT_* of the ring */
-    uint32_t sends_queued;    /* sends prepared this turn (min-wait: completions to wait past) */
-    uint32_t bufs_to_advance; /* returned to the ring, not yet published */
-    /*
-     * Re-arm credit for starved recvs: one per buffer given back to the ring,
-     * at most buf_count, spent one per re-arm (kernel-notes/04). A recv that
-     * ran out of buffers is re-armed only against a buffer that came back, so
-     * an empty ring costs one ENOBUFS per buffer used, not one per connection
-     * per buffer, and a ring that stays empty costs nothing.
-     */
-    uint32_t rearm_credit;
-    struct rw_conn *starved_head, *starved_tail; /* FIFO of UR_STARVED connections */
-    uint32_t accept_live; /* bit i: listener i's multishot accept SQE has not ended */
-    bool accept_want;
-    bool wake_live;
-    bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
-    uint64_t wake_value;
-    /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
-    struct ur_conn *conn_state;
-    /* Send contexts: touched only when used (bump index), recycled through a free list. */
-    struct ur_send *sends;
-    uint32_t sends_used;
-    struct ur_send *sends_free;
-};
-
-_Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
-_Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
-
-static struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)
-{
-    return &ur->conn_state[c->index];
-}
-
-static uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
-{
-    return ((uint64_t)op << 56) | ((uint64_t)c->generation << 24) | c->index;
-}
-
-static struct io_uring_sqe *ur_sqe(struct ur_backend *ur)
-{
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&ur->ring);
-    if (sqe)
-        return sqe;
-    /* SQ full: hand what we have to the kernel now, then there is room. */
-    rw__stat_add(ur->stats, RW_STAT_SQ_FULL, 1);
-    rw__stat_add(ur->stats, RW_STAT_SUBMITS, 1);
-    (void)io_uring_submit(&ur->ring);
-    sqe = io_uring_get_sqe(&ur->ring);
-    RW_ASSERT(sqe != NULL);
-    return sqe;
-}
 
 static int ur_setup_ring(struct ur_backend *ur)
 {
@@ -166,64 +56,6 @@ static int ur_setup_ring(struct ur_backend *ur)
         }
     }
     return rc;
-}
-
-static void ur_buf_add(struct ur_backend *ur, uint32_t bid)
-{
-    io_uring_buf_ring_add(ur->br, ur->bufs + (size_t)bid * ur->buf_size, ur->buf_size,
-                          (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
-                          (int)ur->bufs_to_advance);
-    ur->bufs_to_advance++;
-}
-
-static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
-{
-    struct ur_buf *b = &ur->buf_state[bid];
-    RW_ASSERT(b->out && b->holds == 0);
-    b->out = false;
-    b->off = 0;
-    RW_ASSERT(ur->bufs_out > 0);
-    ur->bufs_out--;
-    ur_buf_add(ur, bid);
-    if (ur->rearm_credit < ur->buf_count)
-        ur->rearm_credit++;
-}
-
-/* zc-replies: lend buffer bid to a queued reply, unless the ring runs low (then: copy). */
-static bool ur_buf_hold(void *owner, uint32_t bid)
-{
-    struct ur_backend *ur = owner;
-    if (ur->buf_count - ur->bufs_out < ur->buf_count / RW_ZC_RING_LOW_DIV)
-        return false;
-    struct ur_buf *b = &ur->buf_state[bid];
-    RW_ASSERT(b->holds > 0 && b->holds < UINT16_MAX);
-    b->holds++;
-    return true;
-}
-
-static void ur_buf_release(void *owner, uint32_t bid)
-{
-    struct ur_backend *ur = owner;
-    struct ur_buf *b = &ur->buf_state[bid];
-    RW_ASSERT(b->holds > 0);
-    if (--b->holds == 0 && b->out)
-        ur_buf_return(ur, bid);
-}
-
-static void ur_buf_publish(struct ur_backend *ur)
-{
-    if (ur->bufs_to_advance) {
-        io_uring_buf_ring_advance(ur->br, (int)ur->bufs_to_advance);
-        ur->bufs_to_advance = 0;
-    }
-}
-
-static void ur_arm_wake(struct ur_backend *ur)
-{
-    struct io_uring_sqe *sqe = ur_sqe(ur);
-    io_uring_prep_read(sqe, ur->wake_fd, &ur->wake_value, sizeof(ur->wake_value), 0);
-    io_uring_sqe_set_data64(sqe, (uint64_t)OP_WAKE << 56);
-    ur->wake_live = true;
 }
 
 static int ur_init(struct rw_loop *loop, void **out_be)
@@ -271,28 +103,14 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         if (worker_id == 0 && !ur->wait_in_poll)
             RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
     }
-    ur->br = NULL;
-    if (ur->features & RW_UF_INC_BUFS) {
-        ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, RWC_PBUF_RING_INC, &rc);
-        if (!ur->br) {
-            ur->features &= ~RW_UF_INC_BUFS;
-            if (worker_id == 0)
-                RW_INFO("uring feature inc-bufs: refused by the kernel (needs 6.12): %s; off",
-                        strerror(-rc));
-        }
-    }
-    if (!ur->br)
-        ur->br = rwc_setup_buf_ring(&ur->ring, ur->buf_count, BUF_GROUP, 0, &rc);
-    if (!ur->br)
+    rc = rw__ur_bufs_setup(ur, worker_id);
+    if (rc < 0)
         goto err_ring;
-    for (uint32_t bid = 0; bid < ur->buf_count; bid++)
-        ur_buf_add(ur, bid);
-    ur_buf_publish(ur);
     rw__loop_set_zc_min_bytes(loop, RW_ZC_MIN_BYTES);
     if (worker_id == 0)
         rw__uring_features_format(ur->features, rw__stats_uring_features,
                                   sizeof(rw__stats_uring_features));
-    ur_arm_wake(ur);
+    rw__ur_arm_wake(ur);
     *out_be = ur;
     return 0;
 
@@ -319,47 +137,6 @@ static void ur_destroy(void *be)
     free(ur);
 }
 
-/* One multishot accept per listener; user_data carries the listener's index. */
-static uint64_t ud_accept(enum ur_op op, uint32_t listener)
-{
-    return ((uint64_t)op << 56) | listener;
-}
-
-static void ur_arm_accept(struct ur_backend *ur, uint32_t listener)
-{
-    RW_ASSERT(listener < ur->listen_count);
-    struct io_uring_sqe *sqe = ur_sqe(ur);
-    /* Blocking sockets: io_uring waits by itself; CLOEXEC so children never inherit them. */
-    io_uring_prep_multishot_accept(sqe, ur->listen_fds[listener], NULL, NULL, SOCK_CLOEXEC);
-    io_uring_sqe_set_data64(sqe, ud_accept(OP_ACCEPT, listener));
-    ur->accept_live |= 1u << listener;
-}
-
-static int ur_accept_start(void *be)
-{
-    struct ur_backend *ur = be;
-    ur->accept_want = true;
-    for (uint32_t i = 0; i < ur->listen_count; i++)
-        if (!(ur->accept_live & (1u << i)))
-            ur_arm_accept(ur, i); /* else: an ending one is re-armed when its last CQE comes */
-    return 0;
-}
-
-static void ur_accept_stop(void *be)
-{
-    struct ur_backend *ur = be;
-    if (!ur->accept_want)
-        return;
-    ur->accept_want = false;
-    for (uint32_t i = 0; i < ur->listen_count; i++) {
-        if (!(ur->accept_live & (1u << i)))
-            continue;
-        struct io_uring_sqe *sqe = ur_sqe(ur);
-        io_uring_prep_cancel64(sqe, ud_accept(OP_ACCEPT, i), 0);
-        io_uring_sqe_set_data64(sqe, ud_accept(OP_ACCEPT_CANCEL, i));
-    }
-}
-
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
 {
     struct ur_conn *cs = uc(ur, c);
@@ -370,39 +147,6 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
     cs->flags |= UR_RECV_ARMED;
     cs->inflight++;
-}
-
-/* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */
-static void ur_starve(struct ur_backend *ur, struct rw_conn *c)
-{
-    struct ur_conn *cs = uc(ur, c);
-    RW_ASSERT(!(cs->flags & (UR_STARVED | UR_RECV_ARMED)));
-    cs->flags |= UR_STARVED;
-    cs->starved_next = NULL;
-    cs->starved_prev = ur->starved_tail;
-    if (ur->starved_tail)
-        uc(ur, ur->starved_tail)->starved_next = c;
-    else
-        ur->starved_head = c;
-    ur->starved_tail = c;
-}
-
-/* Take c off the starved list (pause, close, re-arm). A slot is never freed while on it. */
-static void ur_unstarve(struct ur_backend *ur, struct rw_conn *c)
-{
-    struct ur_conn *cs = uc(ur, c);
-    if (!(cs->flags & UR_STARVED))
-        return;
-    cs->flags &= ~UR_STARVED;
-    if (cs->starved_prev)
-        uc(ur, cs->starved_prev)->starved_next = cs->starved_next;
-    else
-        ur->starved_head = cs->starved_next;
-    if (cs->starved_next)
-        uc(ur, cs->starved_next)->starved_prev = cs->starved_prev;
-    else
-        ur->starved_tail = cs->starved_prev;
-    cs->starved_prev = cs->starved_next = NULL;
 }
 
 /*
@@ -416,7 +160,7 @@ static void ur_rearm_starved(struct ur_backend *ur)
 {
     while (ur->starved_head && ur->rearm_credit > 0) {
         struct rw_conn *c = ur->starved_head;
-        ur_unstarve(ur, c);
+        rw__ur_unstarve(ur, c);
         RW_ASSERT(c->state == RW_CONN_OPEN);
         RW_ASSERT(uc(ur, c)->flags & UR_WANT_READ);
         ur->rearm_credit--;
@@ -451,7 +195,7 @@ static void ur_read_pause(void *be, struct rw_conn *c)
     struct ur_backend *ur = be;
     struct ur_conn *cs = uc(ur, c);
     cs->flags &= ~UR_WANT_READ;
-    ur_unstarve(ur, c); /* read_resume arms it again */
+    rw__ur_unstarve(ur, c); /* read_resume arms it again */
     if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
         /* Data CQEs already posted still reach the core; the bound is a few buffers. */
         cs->flags |= UR_RECV_CANCEL;
@@ -506,7 +250,7 @@ static bool ur_close(void *be, struct rw_conn *c)
     struct ur_conn *cs = uc(ur, c);
     cs->flags |= UR_CLOSING;
     cs->flags &= ~UR_WANT_READ;
-    ur_unstarve(ur, c);
+    rw__ur_unstarve(ur, c);
     if (cs->inflight == 0) {
         close(c->fd);
         return true;
@@ -537,22 +281,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
     if (cqe->flags & IORING_CQE_F_BUFFER) {
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-        RW_ASSERT(bid < ur->buf_count);
-        struct ur_buf *b = &ur->buf_state[bid];
-        RW_ASSERT(!b->out);
-        uint8_t *buf = ur->bufs + (size_t)bid * ur->buf_size + b->off;
-        if ((ur->features & RW_UF_INC_BUFS) && (cqe->flags & RWC_CQE_F_BUF_MORE)) {
-            b->off += res > 0 ? (uint32_t)res : 0; /* still the ring's head: filled on */
-            /* The ring still has room: a re-arm credit, as a returned buffer would give, or a
-             * recv starved before this buffer came back could wait for a return that only
-             * comes once the buffer is full. */
-            if (res > 0 && ur->rearm_credit < ur->buf_count)
-                ur->rearm_credit++;
-        } else {
-            b->out = true;
-            ur->bufs_out++;
-        }
-        b->holds++; /* ours, while the core parses it */
+        uint8_t *buf = rw__ur_buf_taken(ur, bid, cqe->flags, res);
         if (res > 0 && c->state == RW_CONN_OPEN) {
             rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
             if (ur->features & RW_UF_ZC_REPLIES) {
@@ -560,15 +289,15 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
                                       .len = (size_t)res,
                                       .owner = ur,
                                       .id = bid,
-                                      .hold = ur_buf_hold,
-                                      .release = ur_buf_release};
+                                      .hold = rw__ur_buf_hold,
+                                      .release = rw__ur_buf_release};
                 rw__conn_on_data_buf(c, buf, (size_t)res, &rx);
             } else {
                 rw__conn_on_data(c, buf, (size_t)res);
             }
         }
         /* Parsed (or copied, or lent to replies) already: back to the ring unless held. */
-        ur_buf_release(ur, bid);
+        rw__ur_buf_release(ur, bid);
     }
     if (res == 0) {
         cs->flags |= UR_EOF;
@@ -588,7 +317,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
         !(cs->flags & (UR_EOF | UR_CLOSING))) {
         if (res == -ENOBUFS) {
-            ur_starve(ur, c);
+            rw__ur_starve(ur, c);
         } else {
             rw__stat_add(ur->stats, RW_STAT_REARM_RECV_OTHER, 1);
             ur_arm_recv(ur, c);
@@ -611,33 +340,12 @@ static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
     ur_op_done(ur, c);
 }
 
-static void ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe)
-{
-    uint32_t listener = (uint32_t)(io_uring_cqe_get_data64(cqe) & 0xffffffu);
-    RW_ASSERT(listener < ur->listen_count);
-    bool more = cqe->flags & IORING_CQE_F_MORE;
-    if (!more)
-        ur->accept_live &= ~(1u << listener);
-    if (cqe->res >= 0) {
-        rw__loop_on_accept(ur->loop, cqe->res);
-    } else if (cqe->res != -ECANCELED && ur->accept_want && !more) {
-        /* The core backs off (EMFILE...): its accept_stop cancels the other listeners' accepts,
-         * and it asks again later. */
-        rw__loop_on_accept_error(ur->loop, cqe->res);
-        return;
-    }
-    if (!(ur->accept_live & (1u << listener)) && ur->accept_want) {
-        rw__stat_add(ur->stats, RW_STAT_REARM_ACCEPT, 1);
-        ur_arm_accept(ur, listener);
-    }
-}
-
 static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     enum ur_op op = (enum ur_op)(ud >> 56);
     if (op == OP_ACCEPT) {
-        ur_on_accept(ur, cqe);
+        rw__ur_on_accept(ur, cqe);
         return;
     }
     if (op == OP_ACCEPT_CANCEL)
@@ -645,7 +353,7 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
     if (op == OP_WAKE) {
         ur->wake_live = false;
         rw__loop_on_wake(ur->loop);
-        ur_arm_wake(ur);
+        rw__ur_arm_wake(ur);
         return;
     }
     /* A slot is never reused while it has a CQE to come, so this is always the owner. */
@@ -689,7 +397,7 @@ static int ur_wait(void *be, int timeout_ms)
     struct io_uring_cqe *cqe = NULL;
     struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
                                    .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
-    ur_buf_publish(ur);
+    rw__ur_buf_publish(ur);
     int rc;
     if (ur->wait_in_poll) {
         rc = ur_submit_and_poll(ur, timeout_ms);
@@ -722,7 +430,7 @@ static int ur_wait(void *be, int timeout_ms)
     }
     io_uring_cq_advance(&ur->ring, seen);
     rw__stat_add(stats, RW_STAT_CQES, seen);
-    ur_buf_publish(ur);
+    rw__ur_buf_publish(ur);
     ur_rearm_starved(ur);
     return 0;
 }
@@ -731,8 +439,8 @@ const struct rw_backend_ops rw__uring_ops = {
     .name = "uring",
     .init = ur_init,
     .destroy = ur_destroy,
-    .accept_start = ur_accept_start,
-    .accept_stop = ur_accept_stop,
+    .accept_start = rw__ur_accept_start,
+    .accept_stop = rw__ur_accept_stop,
     .conn_open = ur_conn_open,
     .read_pause = ur_read_pause,
     .read_resume = ur_read_resume,

@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "notify.h"
+#include "rlimits.h"
 #include "rw_build_config.h"
 #include "stats.h"
 
@@ -273,46 +274,6 @@ static void stats_report(struct server *srv, enum stats_to_log to_log)
     }
 }
 
-/* Out of descriptors: the process's limit (EMFILE) or the system's (ENFILE), not the backend. */
-static bool is_fd_limit(int err)
-{
-    return err == -EMFILE || err == -ENFILE;
-}
-
-/* Why a worker's loop setup failed, with the remedy where we know one. */
-static void describe_setup_error(const struct rw_config *cfg, const struct rw_backend_ops *ops,
-                                 int err, char *buf, size_t bytes)
-{
-    struct rlimit rl;
-    if (err == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
-        snprintf(buf, bytes,
-                 "%s: the descriptor limit, not %s (RLIMIT_NOFILE is %llu; %u workers need "
-                 "%u before any connection, --max-conns %u about %llu: raise it with "
-                 "ulimit -n or LimitNOFILE=, or lower --threads / --max-conns)",
-                 strerror(-err), ops->name, (unsigned long long)rl.rlim_cur, cfg->threads,
-                 RW_NOFILE_STDIO + cfg->threads * RW_NOFILE_PER_WORKER, cfg->max_conns,
-                 (unsigned long long)rw__nofile_needed(cfg));
-        return;
-    }
-    if (err == -ENFILE) {
-        snprintf(buf, bytes,
-                 "%s: the system-wide descriptor limit, not %s (raise fs.file-max with "
-                 "sysctl -w fs.file-max=N)",
-                 strerror(-err), ops->name);
-        return;
-    }
-    if (err == -ENOMEM && rw__backend_locks_memory(ops) && getrlimit(RLIMIT_MEMLOCK, &rl) == 0 &&
-        rl.rlim_cur != RLIM_INFINITY) {
-        /* The probe's small ring fits; N workers' full-size rings and buffer rings may not. */
-        snprintf(buf, bytes,
-                 "%s (RLIMIT_MEMLOCK is %llu KiB and every worker's rings count against it: "
-                 "raise it with ulimit -l or LimitMEMLOCK=, or lower --threads / --buf-count)",
-                 strerror(-err), (unsigned long long)rl.rlim_cur / 1024);
-        return;
-    }
-    snprintf(buf, bytes, "%s", strerror(-err));
-}
-
 /*
  * Start every worker and wait until each has set up its loop; only then let
  * them run (and accept). 0, or the first -errno, and then no worker accepts.
@@ -345,8 +306,8 @@ static int start_workers(struct server *srv, bool quiet)
         if (srv->workers[i].init_rc < 0 && !failed) {
             failed = srv->workers[i].init_rc;
             char why[512];
-            describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why, sizeof(why));
-            if (quiet && !is_fd_limit(failed))
+            rw__describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why, sizeof(why));
+            if (quiet && !rw__is_fd_limit(failed))
                 RW_WARN("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
             else
                 RW_ERROR("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
@@ -371,40 +332,6 @@ static void stop_workers(struct server *srv)
     }
     for (unsigned i = 0; i < srv->count; i++)
         pthread_join(srv->workers[i].thread, NULL);
-}
-
-/*
- * Raise the soft RLIMIT_NOFILE to what --max-conns needs, up to the hard
- * limit, as Redis and memcached do: the usual soft default of 1024 would
- * leave clients beyond about a thousand queued unserved with no word said.
- * Below the need, one warning with both numbers and the remedy.
- */
-static void fit_nofile(const struct rw_config *cfg)
-{
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
-        RW_WARN("getrlimit RLIMIT_NOFILE: %s", strerror(errno));
-        return;
-    }
-    rlim_t need = (rlim_t)rw__nofile_needed(cfg);
-    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need)
-        return;
-    rlim_t want = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < need ? rl.rlim_max : need;
-    rlim_t was = rl.rlim_cur;
-    if (want > rl.rlim_cur) {
-        rl.rlim_cur = want;
-        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) {
-            RW_WARN("setrlimit RLIMIT_NOFILE %llu: %s", (unsigned long long)want, strerror(errno));
-            return;
-        }
-        RW_INFO("RLIMIT_NOFILE: soft limit raised from %llu to %llu for --max-conns %u",
-                (unsigned long long)was, (unsigned long long)want, cfg->max_conns);
-    }
-    if (want < need)
-        RW_WARN("RLIMIT_NOFILE: --max-conns %u needs about %llu descriptors but the hard limit "
-                "is %llu: clients beyond what it allows wait unaccepted; raise it (ulimit -n, "
-                "LimitNOFILE=) or lower --max-conns",
-                cfg->max_conns, (unsigned long long)need, (unsigned long long)want);
 }
 
 static void wait_for_signals(struct server *srv, const sigset_t *set)
@@ -436,7 +363,7 @@ static void wait_for_signals(struct server *srv, const sigset_t *set)
 
 int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler)
 {
-    fit_nofile(cfg); /* before anything opens a descriptor that would count against it */
+    rw__fit_nofile(cfg); /* before anything opens a descriptor that would count against it */
     char reason[512];
     const struct rw_backend_ops *ops = rw__backend_select(cfg->backend, reason, sizeof(reason));
     if (!ops) {
@@ -485,7 +412,7 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
     if (rc < 0) {
         stop_workers(&srv);
         /* Out of descriptors is not io_uring's fault: epoll would need them just the same. */
-        if (!may_fall_back || is_fd_limit(rc))
+        if (!may_fall_back || rw__is_fd_limit(rc))
             goto out_listeners;
         /* auto promised a working server (registry.c): start again over the same listeners. */
         RW_WARN("backend %s", fallback_why);

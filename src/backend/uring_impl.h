@@ -1,0 +1,158 @@
+/*
+ * Private to the uring backend (uring.c, uring_bufs.c): its state, per loop
+ * and per connection, and what the two files share.
+ */
+#ifndef RW_URING_IMPL_H
+#define RW_URING_IMPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rw_assert.h"
+#include "backend.h"
+#include "rw_limits.h"
+#include "uring_compat.h"
+#include "uring_features.h"
+
+enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
+
+/* Per-connection bits in struct ur_conn's flags. */
+enum {
+    UR_WANT_READ = 1u << 0,   /* the core wants data (not paused) */
+    UR_RECV_ARMED = 1u << 1,  /* a multishot recv is live */
+    UR_RECV_CANCEL = 1u << 2, /* a cancel of that recv is in flight */
+    UR_SEND = 1u << 3,        /* a send is in flight */
+    UR_EOF = 1u << 4,         /* recv returned 0: never re-arm */
+    UR_CLOSING = 1u << 5,     /* waiting for inflight to drain, then close(fd) */
+    UR_STARVED = 1u << 6,     /* on the starved list: re-armed when a buffer comes back */
+};
+
+#define BUF_GROUP 0
+
+struct ur_send {
+    struct ur_send *next_free;
+    struct msghdr msg;
+    struct iovec iov[RW_SEND_IOV_MAX];
+};
+
+/* The backend's own state of one connection: conn_state[conn->index]. */
+struct ur_conn {
+    uint32_t inflight;    /* operations whose last CQE is not yet reaped */
+    uint32_t flags;       /* UR_* */
+    struct ur_send *send; /* iovecs of the send in flight */
+    /* Links on the starved list (recv ended with ENOBUFS, waiting for a buffer to come back
+     * before it is re-armed); valid while flags has UR_STARVED. */
+    struct rw_conn *starved_prev, *starved_next;
+};
+
+/*
+ * A provided buffer's life: in the ring; taken by the kernel for a receive
+ * (with inc-bufs it stays at the ring's head while the kernel keeps filling
+ * it, IORING_CQE_F_BUF_MORE, and leaves when full); parsed by the core,
+ * which may lend parts of it to queued replies (zc-replies, holds); back to
+ * the ring once the kernel is done with it and nothing holds it.
+ */
+struct ur_buf {
+    uint32_t off;   /* inc-bufs: bytes the kernel has filled so far */
+    uint16_t holds; /* replies queued from it, plus one while the core parses it */
+    bool out;       /* left the ring (the kernel is done with it): return when holds == 0 */
+};
+
+struct ur_backend {
+    struct rw_loop *loop; /* opaque: only passed back to the rw__loop_on_* callbacks */
+    /* Read from the loop once at init (backend.h): the data path calls no accessor. */
+    struct rw_stats *stats;
+    struct rw_conn *conns;
+    uint32_t conn_cap;
+    const int *listen_fds;
+    uint32_t listen_count;
+    int wake_fd;
+    struct io_uring ring;
+    struct io_uring_buf_ring *br;
+    uint8_t *bufs;
+    struct ur_buf *buf_state;
+    uint32_t buf_count;
+    uint32_t buf_size;
+    uint32_t bufs_out;        /* buffers out of the ring (taken, not yet returned) */
+    uint32_t features;        /* active: enum rw_uring_feature */
+    uint32_t ring_features;   /* IORING_FEAT_* of the ring */
+    uint32_t sends_queued;    /* sends prepared this turn (min-wait: completions to wait past) */
+    uint32_t bufs_to_advance; /* returned to the ring, not yet published */
+    /*
+     * Re-arm credit for starved recvs: one per buffer given back to the ring,
+     * at most buf_count, spent one per re-arm (kernel-notes/04). A recv that
+     * ran out of buffers is re-armed only against a buffer that came back, so
+     * an empty ring costs one ENOBUFS per buffer used, not one per connection
+     * per buffer, and a ring that stays empty costs nothing.
+     */
+    uint32_t rearm_credit;
+    struct rw_conn *starved_head, *starved_tail; /* FIFO of UR_STARVED connections */
+    uint32_t accept_live; /* bit i: listener i's multishot accept SQE has not ended */
+    bool accept_want;
+    bool wake_live;
+    bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
+    uint64_t wake_value;
+    /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
+    struct ur_conn *conn_state;
+    /* Send contexts: touched only when used (bump index), recycled through a free list. */
+    struct ur_send *sends;
+    uint32_t sends_used;
+    struct ur_send *sends_free;
+};
+
+_Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
+_Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
+
+static inline struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)
+{
+    return &ur->conn_state[c->index];
+}
+
+static inline uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
+{
+    return ((uint64_t)op << 56) | ((uint64_t)c->generation << 24) | c->index;
+}
+
+/* A free SQE; when the SQ is full, what is queued goes to the kernel first. */
+static inline struct io_uring_sqe *ur_sqe(struct ur_backend *ur)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&ur->ring);
+    if (sqe)
+        return sqe;
+    /* SQ full: hand what we have to the kernel now, then there is room. */
+    rw__stat_add(ur->stats, RW_STAT_SQ_FULL, 1);
+    rw__stat_add(ur->stats, RW_STAT_SUBMITS, 1);
+    (void)io_uring_submit(&ur->ring);
+    sqe = io_uring_get_sqe(&ur->ring);
+    RW_ASSERT(sqe != NULL);
+    return sqe;
+}
+
+/* ---- accept and wake (uring_accept.c) ---- */
+
+/* Arm the read of the wake eventfd (again after each wake). */
+void rw__ur_arm_wake(struct ur_backend *ur);
+/* ops->accept_start / accept_stop. */
+int rw__ur_accept_start(void *be);
+void rw__ur_accept_stop(void *be);
+/* A CQE of a listener's multishot accept. */
+void rw__ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe);
+
+/* ---- the provided-buffer ring (uring_bufs.c) ---- */
+
+int rw__ur_bufs_setup(struct ur_backend *ur, int worker_id);
+/* Put buffer bid back in the ring (published by rw__ur_buf_publish). */
+void rw__ur_buf_add(struct ur_backend *ur, uint32_t bid);
+uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flags, int res);
+/* struct rw_rxbuf's hold and release (owner: the backend). */
+bool rw__ur_buf_hold(void *owner, uint32_t bid);
+void rw__ur_buf_release(void *owner, uint32_t bid);
+/* Make the buffers returned since the last call visible to the kernel. */
+void rw__ur_buf_publish(struct ur_backend *ur);
+/* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */
+void rw__ur_starve(struct ur_backend *ur, struct rw_conn *c);
+/* Take c off the starved list (pause, close, re-arm). */
+void rw__ur_unstarve(struct ur_backend *ur, struct rw_conn *c);
+
+#endif
