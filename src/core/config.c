@@ -28,6 +28,7 @@
 #include "backend/uring_features.h"
 #include "conn.h"
 #include "cpus.h"
+#include "framing.h"
 #include "rw_limits.h"
 
 /*
@@ -483,6 +484,7 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->keepalive_intvl_s = 0;
     cfg->keepalive_probes = 0;
     cfg->max_frame_bytes = 1u << 20;
+    cfg->framing = (struct rw_framing)RW_FRAMING_DEFAULT;
     cfg->max_conns = 10000;
     cfg->backlog = 4096;
     cfg->write_buffer_bytes = 4u << 20;
@@ -775,6 +777,15 @@ static int set_max_frame(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+/* --length-bytes, --length-order, --length-offset, --length-adjust (framing.c). */
+static int set_framing(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    char why[160];
+    if (rw__framing_parse_option(&cfg->framing, o->name, o->value, why, sizeof(why)) < 0)
+        return fail(o, "%s", why);
+    return 0;
+}
+
 static int set_max_conns(struct rw_config *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
@@ -915,6 +926,10 @@ static const struct opt_def opt_defs[] = {
     {"--tcp-user-timeout", NULL, true, set_tcp_user_timeout},
     {"--keepalive", NULL, true, set_keepalive},
     {"--max-frame", NULL, true, set_max_frame},
+    {"--length-bytes", NULL, true, set_framing},
+    {"--length-order", NULL, true, set_framing},
+    {"--length-offset", NULL, true, set_framing},
+    {"--length-adjust", NULL, true, set_framing},
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
     {"--proxy-protocol", NULL, false, set_proxy_protocol},
@@ -1002,6 +1017,9 @@ int rw__config_parse(struct rw_config *cfg, int argc, char *const argv[], char *
         if (cfg->action == RW_ACTION_HELP || cfg->action == RW_ACTION_VERSION)
             return 0;
     }
+    if (cfg->action == RW_ACTION_RUN &&
+        rw__framing_validate(&cfg->framing, cfg->max_frame_bytes, err, err_bytes) < 0)
+        return -EINVAL;
     if (cfg->action == RW_ACTION_RUN)
         return rw__config_check_fit(cfg, machine_memory_bytes(), err, err_bytes);
     return 0;
@@ -1038,8 +1056,8 @@ void rw__config_usage(FILE *out)
     fprintf(out,
             "Usage: ringwire [OPTIONS]\n"
             "A length-prefixed TCP echo server on io_uring or epoll. A frame is a 4-byte\n"
-            "big-endian payload length, then the payload; each frame is answered with an\n"
-            "identical frame, in order.\n"
+            "big-endian payload length, then the payload (--length-* change that); each\n"
+            "frame is answered with an identical frame, in order.\n"
             "\n"
             "Options (default in brackets):\n"
             "  --backend uring|epoll|auto  I/O engine. auto picks uring when the kernel\n"
@@ -1078,6 +1096,14 @@ void rw__config_usage(FILE *out)
             "                              larger one closes the connection after the\n"
             "                              frames before it are answered; 0 allows only\n"
             "                              empty frames [1M]\n"
+            "  --length-bytes 1|2|3|4|8    width of the length field [4]\n"
+            "  --length-order big|little   byte order of the length field [big]\n"
+            "  --length-offset N           header bytes before the length field (echoed\n"
+            "                              as they came), 0 to %u [0]\n"
+            "  --length-adjust N           signed, added to the field's value to give the\n"
+            "                              payload length, e.g. -4 when it counts its own\n"
+            "                              4 bytes; --max-frame applies to the result; a\n"
+            "                              result below 0 is a protocol error [0]\n"
             "  --max-conns N               open connections at most (whole process);\n"
             "                              more are closed at once and counted; the\n"
             "                              soft RLIMIT_NOFILE is raised to fit [10000]\n"
@@ -1147,6 +1173,7 @@ void rw__config_usage(FILE *out)
             "     (also a --listen name that does not resolve: the resolver's reason)\n",
             RW_LISTEN_MAX, RW_THREADS_MAX,
             size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
+            RW_FRAMING_OFFSET_MAX,
             size_text(rw__default_max_memory(machine_memory_bytes(), cgroup_memory_max_bytes()),
                       mem_default, sizeof(mem_default)),
             RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,

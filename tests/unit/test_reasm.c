@@ -21,6 +21,8 @@
 
 #define STREAM_MAX (1u << 20)
 
+static const struct rw_framing DEF = RW_FRAMING_DEFAULT;
+
 /* Check's ck_assert_* records every passing assertion (a write to the runner per
  * call); the hot loops below run millions of checks, so they fail through this. */
 #define EXPECT(cond)                                                                               \
@@ -75,9 +77,13 @@ struct expect {
     uint32_t max_cap; /* largest r->cap seen during a delivery */
 };
 
-static int on_frame(void *ctx, const uint8_t *payload, uint32_t len)
+static int on_frame(void *ctx, const struct rw_frame *frame)
 {
+    const uint8_t *payload = frame->payload;
+    uint32_t len = frame->len;
     struct expect *e = ctx;
+    EXPECT(frame->header_len == RW_FRAME_HEADER_BYTES);
+    EXPECT(frame->payload == frame->header + frame->header_len);
     EXPECT(e->seen < e->count);
     struct rw_frame want;
     size_t off = stream_off[e->seen];
@@ -108,7 +114,7 @@ static void feed_ok(struct rw_reasm *r, struct expect *e, const uint8_t *data, s
 {
     e->chunk = data;
     e->chunk_len = len;
-    EXPECT(rw__reasm_feed(r, data, len, STREAM_MAX, on_frame, e) == 0);
+    EXPECT(rw__reasm_feed(r, &DEF, data, len, STREAM_MAX, on_frame, e) == 0);
 }
 
 static struct expect expect_stream(const struct rw_reasm *r)
@@ -234,9 +240,9 @@ struct count {
     uint32_t lens[8];
 };
 
-static int count_frame(void *ctx, const uint8_t *payload, uint32_t len)
+static int count_frame(void *ctx, const struct rw_frame *frame)
 {
-    (void)payload;
+    uint32_t len = frame->len;
     struct count *c = ctx;
     ck_assert_uint_lt(c->frames, 8);
     c->lens[c->frames++] = len;
@@ -253,12 +259,12 @@ START_TEST(test_reasm_oversize_mid_stream)
     for (size_t i = 0; i <= n; i++) {
         struct rw_reasm r = {0};
         struct count c = {0};
-        int rc1 = rw__reasm_feed(&r, buf, i, max, count_frame, &c);
+        int rc1 = rw__reasm_feed(&r, &DEF, buf, i, max, count_frame, &c);
         if (i >= header_end) {
             ck_assert_int_eq(rc1, -EMSGSIZE);
         } else {
             ck_assert_int_eq(rc1, 0);
-            ck_assert_int_eq(rw__reasm_feed(&r, buf + i, n - i, max, count_frame, &c), -EMSGSIZE);
+            ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + i, n - i, max, count_frame, &c), -EMSGSIZE);
         }
         ck_assert_uint_eq(c.frames, 2);
         ck_assert_uint_eq(c.lens[0], 5);
@@ -269,8 +275,8 @@ START_TEST(test_reasm_oversize_mid_stream)
     /* Header split 2 + 2 with no payload byte ever sent: rejected at once. */
     struct rw_reasm r = {0};
     struct count c = {0};
-    ck_assert_int_eq(rw__reasm_feed(&r, buf + 13, 2, max, count_frame, &c), 0);
-    ck_assert_int_eq(rw__reasm_feed(&r, buf + 15, 2, max, count_frame, &c), -EMSGSIZE);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + 13, 2, max, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + 15, 2, max, count_frame, &c), -EMSGSIZE);
     ck_assert_uint_eq(c.frames, 0);
     rw__reasm_reset(&r);
 }
@@ -289,10 +295,10 @@ START_TEST(test_reasm_exact_max_straddle)
     for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
         struct rw_reasm r = {0};
         struct count c = {0};
-        ck_assert_int_eq(rw__reasm_feed(&r, buf, splits[i], max, count_frame, &c), 0);
+        ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf, splits[i], max, count_frame, &c), 0);
         ck_assert_uint_eq(c.frames, 0);
         ck_assert_uint_le(r.cap, n); /* never beyond 4 + max */
-        ck_assert_int_eq(rw__reasm_feed(&r, buf + splits[i], n - splits[i], max, count_frame, &c),
+        ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + splits[i], n - splits[i], max, count_frame, &c),
                          0);
         ck_assert_uint_eq(c.frames, 1);
         ck_assert_uint_eq(c.lens[0], max);
@@ -311,7 +317,7 @@ START_TEST(test_reasm_callback_stop)
     e.stop_at = 2;
     e.chunk = stream;
     e.chunk_len = stream_len;
-    ck_assert_int_eq(rw__reasm_feed(&r, stream, stream_len, STREAM_MAX, on_frame, &e), -ECANCELED);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, stream, stream_len, STREAM_MAX, on_frame, &e), -ECANCELED);
     ck_assert_uint_eq(e.seen, 2);
     rw__reasm_reset(&r);
 
@@ -324,7 +330,7 @@ START_TEST(test_reasm_callback_stop)
     e2.chunk = stream + split;
     e2.chunk_len = stream_len - split;
     ck_assert_int_eq(
-        rw__reasm_feed(&r2, stream + split, stream_len - split, STREAM_MAX, on_frame, &e2),
+        rw__reasm_feed(&r2, &DEF, stream + split, stream_len - split, STREAM_MAX, on_frame, &e2),
         -ECANCELED);
     ck_assert_uint_eq(e2.seen, 4);
     ck_assert_uint_eq(e2.from_buf, 1);
@@ -386,12 +392,12 @@ START_TEST(test_reasm_empty_chunk)
 {
     struct rw_reasm r = {0};
     struct count c = {0};
-    ck_assert_int_eq(rw__reasm_feed(&r, NULL, 0, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, NULL, 0, STREAM_MAX, count_frame, &c), 0);
     const uint8_t part[2] = {0, 0};
-    ck_assert_int_eq(rw__reasm_feed(&r, part, 2, STREAM_MAX, count_frame, &c), 0);
-    ck_assert_int_eq(rw__reasm_feed(&r, NULL, 0, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, part, 2, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, NULL, 0, STREAM_MAX, count_frame, &c), 0);
     ck_assert_uint_eq(rw__reasm_pending(&r), 2);
-    ck_assert_int_eq(rw__reasm_feed(&r, part, 2, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, part, 2, STREAM_MAX, count_frame, &c), 0);
     ck_assert_uint_eq(c.frames, 1); /* the empty frame 00 00 00 00 */
     ck_assert_uint_eq(c.lens[0], 0);
     rw__reasm_reset(&r);
