@@ -201,8 +201,8 @@ int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *
     return 0;
 }
 
-int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool,
-                          const struct rw_framing *f, const void *payload, uint32_t len)
+int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const struct rw_framing *f,
+                          const void *payload, uint32_t len)
 {
     uint8_t header[RW_FRAMING_HEADER_MAX];
     int hl = rw_framing_put_header(f, header, len);

@@ -97,8 +97,8 @@ int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *
                      const void *b, size_t b_len);
 /* Append f's header for the payload, then the payload. 0, -ERANGE (the length does not fit
  * f's field) or -ENOMEM; the queue is unchanged on error. */
-int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool,
-                          const struct rw_framing *f, const void *payload, uint32_t len);
+int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const struct rw_framing *f,
+                          const void *payload, uint32_t len);
 /*
  * Append len bytes at data by reference (no copy): data stays valid until
  * release(owner, id) is called, once, when those bytes were sent or the queue

@@ -510,8 +510,8 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
         goto out_listeners;
     }
     char framing[112];
-    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u %s",
-            addr_text, srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes,
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u %s", addr_text,
+            srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes,
             rw__framing_describe(&cfg->framing, framing, sizeof(framing)));
     /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
     int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,

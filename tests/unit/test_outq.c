@@ -161,8 +161,8 @@ START_TEST(test_outq_append_frame_framing)
     struct rw_outq q;
     rw__block_pool_init(&pool, 4);
     rw__outq_init(&q);
-    const struct rw_framing f = {.length_bytes = 2, .order = RW_LENGTH_LITTLE, .offset = 1,
-                                 .adjust = -3};
+    const struct rw_framing f = {
+        .length_bytes = 2, .order = RW_LENGTH_LITTLE, .offset = 1, .adjust = -3};
     uint8_t got[64];
     ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &f, "abc", 3), 0);
     ck_assert_uint_eq(snapshot(&q, got, sizeof(got)), 6);
