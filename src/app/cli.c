@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "framing.h"
 #include "rw_assert.h"
 #include "uring_features.h"
 #include "rw_limits.h"
@@ -290,6 +291,15 @@ static int set_max_frame(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
+/* --length-bytes, --length-order, --length-offset, --length-adjust (framing.c). */
+static int set_framing(struct rw_config *cfg, const struct opt_ctx *o)
+{
+    char why[160];
+    if (rw__framing_parse_option(&cfg->framing, o->name, o->value, why, sizeof(why)) < 0)
+        return fail(o, "%s", why);
+    return 0;
+}
+
 static int set_max_conns(struct rw_config *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
@@ -430,6 +440,10 @@ static const struct opt_def opt_defs[] = {
     {"--tcp-user-timeout", NULL, true, set_tcp_user_timeout},
     {"--keepalive", NULL, true, set_keepalive},
     {"--max-frame", NULL, true, set_max_frame},
+    {"--length-bytes", NULL, true, set_framing},
+    {"--length-order", NULL, true, set_framing},
+    {"--length-offset", NULL, true, set_framing},
+    {"--length-adjust", NULL, true, set_framing},
     {"--max-conns", NULL, true, set_max_conns},
     {"--backlog", NULL, true, set_backlog},
     {"--proxy-protocol", NULL, false, set_proxy_protocol},
@@ -519,6 +533,9 @@ int rw__cli_parse(struct rw_cli *cli, int argc, char *const argv[], char *err, s
         if (cli->action == RW_CLI_HELP || cli->action == RW_CLI_VERSION)
             return 0;
     }
+    if (cli->action == RW_CLI_RUN &&
+        rw__framing_validate(&cfg->framing, cfg->max_frame_bytes, err, err_bytes) < 0)
+        return -EINVAL;
     if (cli->action == RW_CLI_RUN)
         return rw__config_check_fit(cfg, rw__machine_memory_bytes(), err, err_bytes);
     return 0;

@@ -9,6 +9,7 @@
 #include <sys/resource.h>
 
 #include "rw_assert.h"
+#include "framing.h"
 #include "rw_limits.h"
 
 void rw__cli_usage(FILE *out)
@@ -20,8 +21,8 @@ void rw__cli_usage(FILE *out)
         out,
         "Usage: ringwire [OPTIONS]\n"
         "A length-prefixed TCP echo server on io_uring or epoll. A frame is a 4-byte\n"
-        "big-endian payload length, then the payload; each frame is answered with an\n"
-        "identical frame, in order.\n"
+        "big-endian payload length, then the payload (--length-* change that); each\n"
+        "frame is answered with an identical frame, in order.\n"
         "\n"
         "Options (default in brackets):\n"
         "  --backend uring|epoll|auto  I/O engine. auto picks uring when the kernel\n"
@@ -60,6 +61,14 @@ void rw__cli_usage(FILE *out)
         "                              larger one closes the connection after the\n"
         "                              frames before it are answered; 0 allows only\n"
         "                              empty frames [1M]\n"
+        "  --length-bytes 1|2|3|4|8    width of the length field [4]\n"
+        "  --length-order big|little   byte order of the length field [big]\n"
+        "  --length-offset N           header bytes before the length field (echoed\n"
+        "                              as they came), 0 to %u [0]\n"
+        "  --length-adjust N           signed, added to the field's value to give the\n"
+        "                              payload length, e.g. -4 when it counts its own\n"
+        "                              4 bytes; --max-frame applies to the result; a\n"
+        "                              result below 0 is a protocol error [0]\n"
         "  --max-conns N               open connections at most (whole process);\n"
         "                              more are closed at once and counted; the\n"
         "                              soft RLIMIT_NOFILE is raised to fit [10000]\n"
@@ -129,6 +138,7 @@ void rw__cli_usage(FILE *out)
         "     (also a --listen name that does not resolve: the resolver's reason)\n",
         RW_LISTEN_MAX, RW_THREADS_MAX,
         rw__cli_size_text(RW_FRAME_MAX_BYTES_CEILING, frame_max, sizeof(frame_max)),
+        RW_FRAMING_OFFSET_MAX,
         rw__cli_size_text(
             rw__default_max_memory(rw__machine_memory_bytes(), rw__cgroup_memory_max_bytes()),
             mem_default, sizeof(mem_default)),

@@ -1,9 +1,12 @@
-/* The echo application: every frame is answered with an identical frame, in order. */
+/*
+ * The echo application: every frame is answered with an identical frame, in order: the
+ * same header bytes (offset bytes and length field, whatever the framing) and payload.
+ */
 #include <ringwire/handler.h>
 
-static int echo_on_frame(struct rw_conn *conn, const uint8_t *payload, uint32_t len)
+static int echo_on_frame(struct rw_conn *conn, const struct rw_frame *frame)
 {
-    return rw_conn_send_frame(conn, payload, len);
+    return rw_conn_send_raw(conn, frame->header, (size_t)frame->header_len + frame->len);
 }
 
 const struct rw_handler rw_echo_handler = {

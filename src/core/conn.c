@@ -244,11 +244,11 @@ void rw__conn_flush(struct rw_conn *c)
 
 /* ---- data, EOF, sends and errors: callbacks from backends (backend.h) ---- */
 
-static int deliver_frame(void *ctx, const uint8_t *payload, uint32_t len)
+static int deliver_frame(void *ctx, const struct rw_frame *frame)
 {
     struct rw_conn *c = ctx;
     rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_IN, 1);
-    return c->loop->shared->handler->on_frame(c, payload, len);
+    return c->loop->shared->handler->on_frame(c, frame);
 }
 
 void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
@@ -281,7 +281,8 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
     uint32_t cap_before = c->reasm.cap;
     loop->rx_cur = buf;
-    int rc = rw__reasm_feed(&c->reasm, data, len, loop->cfg->max_frame_bytes, deliver_frame, c);
+    int rc = rw__reasm_feed(&c->reasm, &loop->cfg->framing, data, len, loop->cfg->max_frame_bytes,
+                            deliver_frame, c);
     loop->rx_cur = NULL;
     conn_reasm_account(c, cap_before);
     if (rc == -ENOMEM) {
@@ -368,27 +369,28 @@ void rw__conn_on_writable(struct rw_conn *c)
 }
 
 /*
- * Zero-copy reply: payload lies in the receive buffer being parsed, so send
- * it from there (the buffer is held until the bytes are sent) instead of
- * copying it. Echo replies also find their header right before the payload
- * (the request's, same length): header and payload go as one reference, and
- * pipelined replies from one buffer merge into one entry. Returns 1 when
- * queued by reference, 0 to copy instead.
+ * Zero-copy reply: body lies in the receive buffer being parsed, so send it from there (the
+ * buffer is held until the bytes are sent) instead of copying it. header (header_len bytes,
+ * may be 0) goes before it: when the same bytes lie right before body (an echo's, the
+ * request's own header), header and body go as one reference, and pipelined replies from
+ * one buffer merge into one entry; else header is copied. The caller decided the reply is
+ * large enough to be worth it (RW_ZC_MIN_BYTES of payload). Returns 1 when queued by
+ * reference, 0 to copy instead, -ENOMEM when a copied header was queued and its body
+ * could not be.
  */
-static int send_frame_by_ref(struct rw_conn *c, const uint8_t *payload, uint32_t len)
+static int send_by_ref(struct rw_conn *c, const uint8_t *header, uint32_t header_len,
+                       const uint8_t *body, size_t len)
 {
     struct rw_loop *loop = c->loop;
     const struct rw_rxbuf *rx = loop->rx_cur;
-    if (!rx || len < loop->zc_min_bytes || payload < rx->base || payload + len > rx->base + rx->len)
+    if (!rx || len == 0 || body < rx->base || body + len > rx->base + rx->len)
         return 0;
-    uint8_t header[RW_FRAME_HEADER_BYTES];
-    rw_frame_put_header(header, len);
-    const uint8_t *start = payload;
-    if (payload >= rx->base + RW_FRAME_HEADER_BYTES &&
-        memcmp(payload - RW_FRAME_HEADER_BYTES, header, sizeof(header)) == 0)
-        start = payload - RW_FRAME_HEADER_BYTES;
-    bool merges =
-        start == payload ? false : rw__outq_ext_continues(&c->outq, start, rx->owner, rx->id);
+    const uint8_t *start = body;
+    if (header_len > 0 && body >= rx->base + header_len &&
+        memcmp(body - header_len, header, header_len) == 0)
+        start = body - header_len;
+    bool copy_header = start == body && header_len > 0;
+    bool merges = copy_header ? false : rw__outq_ext_continues(&c->outq, start, rx->owner, rx->id);
     if (!merges) {
         if (c->outq.ext_count >= RW_ZC_HOLDS_PER_CONN)
             return 0;
@@ -396,21 +398,19 @@ static int send_frame_by_ref(struct rw_conn *c, const uint8_t *payload, uint32_t
             rw__stat_add(&loop->stats, RW_STAT_ZC_COPIED_LOW, 1);
             return 0;
         }
-        if (start == payload &&
-            rw__outq_append(&c->outq, &loop->pool, header, sizeof(header)) < 0) {
+        if (copy_header && rw__outq_append(&c->outq, &loop->pool, header, header_len) < 0) {
             rx->release(rx->owner, rx->id);
             return 0;
         }
     }
-    size_t bytes = (size_t)(payload + len - start);
+    size_t bytes = (size_t)(body + len - start);
     int rc =
         rw__outq_append_ext(&c->outq, &loop->pool, start, bytes, rx->release, rx->owner, rx->id);
     if (rc < 0) {
         rx->release(rx->owner, rx->id);
-        /* A header copied above stays queued: the payload must follow it, copied. */
-        return start == payload
-                   ? (rw__outq_append(&c->outq, &loop->pool, payload, len) < 0 ? -ENOMEM : 1)
-                   : 0;
+        /* A header copied above stays queued: the body must follow it, copied. */
+        return copy_header ? (rw__outq_append(&c->outq, &loop->pool, body, len) < 0 ? -ENOMEM : 1)
+                           : 0;
     }
     if (rc == 1 && !merges)
         rx->release(rx->owner, rx->id); /* it merged after all: one hold is enough */
@@ -418,20 +418,35 @@ static int send_frame_by_ref(struct rw_conn *c, const uint8_t *payload, uint32_t
     return 1;
 }
 
+/* Queue header + body by reference when send_by_ref takes them, else copied. */
+static int conn_send(struct rw_conn *c, const uint8_t *header, uint32_t header_len,
+                     const uint8_t *body, size_t len, bool zc_worth_it)
+{
+    int rc = zc_worth_it ? send_by_ref(c, header, header_len, body, len) : 0;
+    if (rc == 0)
+        rc = rw__outq_append2(&c->outq, &c->loop->pool, header, header_len, body, len);
+    if (rc < 0)
+        return rc;
+    rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_OUT, 1);
+    return 0;
+}
+
 int rw_conn_send_frame(struct rw_conn *c, const void *payload, uint32_t len)
 {
     RW_ASSERT(c->state == RW_CONN_OPEN);
-    int rc = send_frame_by_ref(c, payload, len);
-    if (rc == 1) {
-        rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_OUT, 1);
-        return 0;
-    }
-    if (rc < 0)
-        return rc;
-    rc = rw__outq_append_frame(&c->outq, &c->loop->pool, payload, len);
-    if (rc == 0)
-        rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_OUT, 1);
-    return rc;
+    uint8_t header[RW_FRAMING_HEADER_MAX];
+    int hl = rw_framing_put_header(&c->loop->cfg->framing, header, len);
+    if (hl < 0)
+        return hl;
+    return conn_send(c, header, (uint32_t)hl, payload, len, len >= c->loop->zc_min_bytes);
+}
+
+int rw_conn_send_raw(struct rw_conn *c, const void *bytes, size_t len)
+{
+    RW_ASSERT(c->state == RW_CONN_OPEN);
+    /* The threshold is on payload bytes: raw bytes count as one frame's header + payload. */
+    uint32_t hl = rw_framing_header_bytes(&c->loop->cfg->framing);
+    return conn_send(c, NULL, 0, bytes, len, len >= (size_t)c->loop->zc_min_bytes + hl);
 }
 
 /* ---- idle, frame-deadline and linger timeouts ---- */

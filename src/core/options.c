@@ -84,6 +84,10 @@ void rw__config_defaults(struct rw_config *cfg)
     cfg->keepalive_intvl_s = 0;
     cfg->keepalive_probes = 0;
     cfg->max_frame_bytes = 1u << 20;
+    /* RW_FRAMING_DEFAULT field by field (offset and adjust 0 from the memset): a struct copy
+     * need not copy padding, and the config is compared with memcmp. */
+    cfg->framing.length_bytes = 4;
+    cfg->framing.order = RW_LENGTH_BIG;
     cfg->max_conns = 10000;
     cfg->backlog = 4096;
     cfg->write_buffer_bytes = 4u << 20;

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
+#include <ringwire/frame.h>
+
 #include "log.h"
 #include "rw_limits.h"
 #include "values.h"
@@ -34,7 +36,8 @@ struct rw_config {
     uint32_t keepalive_idle_s;    /* --keepalive: TCP_KEEPIDLE; 0 disables SO_KEEPALIVE */
     uint32_t keepalive_intvl_s;   /* derived from keepalive_idle_s: TCP_KEEPINTVL */
     uint32_t keepalive_probes;    /* derived from keepalive_idle_s: TCP_KEEPCNT */
-    uint32_t max_frame_bytes;     /* 0 .. RW_FRAME_MAX_BYTES_CEILING */
+    uint32_t max_frame_bytes;     /* 0 .. RW_FRAME_MAX_BYTES_CEILING: the adjusted length */
+    struct rw_framing framing;    /* --length-*: rw_framing_check() passes, adjust <= max */
     uint32_t max_conns;           /* 1 .. RW_CONNS_MAX */
     uint32_t backlog;             /* 1 .. INT_MAX; clamped by somaxconn at listen time */
     bool proxy_protocol;          /* --proxy-protocol: a PROXY v1/v2 header starts each conn */

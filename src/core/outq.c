@@ -187,17 +187,28 @@ int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *d
     return 0;
 }
 
-int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const void *payload,
-                          uint32_t len)
+int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *a, size_t a_len,
+                     const void *b, size_t b_len)
 {
-    uint8_t header[RW_FRAME_HEADER_BYTES];
-    rw_frame_put_header(header, len);
-    if (outq_reserve(q, pool, RW_FRAME_HEADER_BYTES + (size_t)len) < 0)
+    if (a_len + b_len == 0)
+        return 0;
+    if (outq_reserve(q, pool, a_len + b_len) < 0)
         return -ENOMEM;
-    outq_copy(q, header, sizeof(header));
-    if (len)
-        outq_copy(q, payload, len);
+    if (a_len)
+        outq_copy(q, a, a_len);
+    if (b_len)
+        outq_copy(q, b, b_len);
     return 0;
+}
+
+int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const struct rw_framing *f,
+                          const void *payload, uint32_t len)
+{
+    uint8_t header[RW_FRAMING_HEADER_MAX];
+    int hl = rw_framing_put_header(f, header, len);
+    if (hl < 0)
+        return hl;
+    return rw__outq_append2(q, pool, header, (size_t)hl, payload, len);
 }
 
 bool rw__outq_ext_continues(const struct rw_outq *q, const uint8_t *data, void *owner, uint32_t id)

@@ -14,6 +14,8 @@
 
 #include "rw_limits.h"
 
+struct rw_framing;
+
 struct rw_block {
     struct rw_block *next;
     uint32_t start; /* first unsent byte */
@@ -90,9 +92,13 @@ static inline uint64_t rw__outq_bytes(const struct rw_outq *q)
 
 /* Append len bytes (copied). Returns 0 or -ENOMEM (queue unchanged then). */
 int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *data, size_t len);
-/* Append a 4-byte big-endian header and the payload. 0 or -ENOMEM (unchanged). */
-int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const void *payload,
-                          uint32_t len);
+/* Append a_len bytes then b_len bytes (copied), both or neither. 0 or -ENOMEM (unchanged). */
+int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *a, size_t a_len,
+                     const void *b, size_t b_len);
+/* Append f's header for the payload, then the payload. 0, -ERANGE (the length does not fit
+ * f's field) or -ENOMEM; the queue is unchanged on error. */
+int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const struct rw_framing *f,
+                          const void *payload, uint32_t len);
 /*
  * Append len bytes at data by reference (no copy): data stays valid until
  * release(owner, id) is called, once, when those bytes were sent or the queue

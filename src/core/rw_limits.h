@@ -108,13 +108,13 @@
 #define RW_NOFILE_STDIO         3u
 
 _Static_assert(RW_SEND_IOV_MAX <= IOV_MAX, "a gathered send must fit IOV_MAX");
-_Static_assert(RW_OUTQ_BLOCK_BYTES > RW_FRAME_HEADER_BYTES, "a header fits one block");
+_Static_assert(RW_OUTQ_BLOCK_BYTES > RW_FRAMING_HEADER_MAX, "a header fits one block");
 _Static_assert((RW_WHEEL_SLOTS & (RW_WHEEL_SLOTS - 1)) == 0, "wheel slots: power of two");
 _Static_assert((RW_URING_BUF_COUNT_MAX & (RW_URING_BUF_COUNT_MAX - 1)) == 0,
                "buffer ring entries: power of two");
 _Static_assert(RW_URING_BUF_COUNT_MAX <= 32768u, "kernel limit on buffer ring entries");
 _Static_assert(RW_URING_BUF_COUNT_DEFAULT <= RW_URING_BUF_COUNT_MAX, "default within bound");
-_Static_assert(RW_FRAME_MAX_BYTES_CEILING + RW_FRAME_HEADER_BYTES <= INT_MAX,
+_Static_assert(RW_FRAME_MAX_BYTES_CEILING + RW_FRAMING_HEADER_MAX <= INT_MAX,
                "frame sizes fit an int");
 _Static_assert(RW_REASM_KEEP_BYTES >= RW_FRAME_HEADER_BYTES, "a header fits a kept buffer");
 _Static_assert(RW_NOFILE_PROCESS_SLACK >= RW_NOFILE_STDIO, "the process slack covers stdio");

@@ -22,6 +22,7 @@
 #include "cpus.h"
 #include "rw_limits.h"
 #include "listener.h"
+#include "framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -434,8 +435,10 @@ int rw__server_run(const struct rw_config *cfg, const struct rw_handler *handler
         stop_workers(&srv);
         goto out_listeners;
     }
-    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
-            srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes);
+    char framing[112];
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u %s", addr_text,
+            srv.shared.ops->name, srv.count, cfg->max_conns, cfg->max_frame_bytes,
+            rw__framing_describe(&cfg->framing, framing, sizeof(framing)));
     /* Every worker has its loop and listener set up: tell systemd (Type=notify). */
     int notified = rw__notifyf("READY=1\nSTATUS=listening on %s backend=%s threads=%u", addr_text,
                                srv.shared.ops->name, srv.count);

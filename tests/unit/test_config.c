@@ -982,6 +982,68 @@ START_TEST(test_config_help_version)
 }
 END_TEST
 
+/* --length-*: defaults, every value both forms, bad values naming the option, combinations. */
+START_TEST(test_config_framing)
+{
+    struct rw_config cfg;
+    ck_assert_int_eq(PARSE(&cfg, "--threads", "1"), 0);
+    const struct rw_framing def = RW_FRAMING_DEFAULT;
+    ck_assert_uint_eq(cfg.framing.length_bytes, def.length_bytes);
+    ck_assert_uint_eq(cfg.framing.order, RW_LENGTH_BIG);
+    ck_assert_uint_eq(cfg.framing.offset, 0);
+    ck_assert_int_eq(cfg.framing.adjust, 0);
+    static const char *const widths[] = {"1", "2", "3", "4", "8"};
+    for (size_t i = 0; i < 5; i++) {
+        parse_both(&cfg, "--length-bytes", widths[i]);
+        ck_assert_uint_eq(cfg.framing.length_bytes, (unsigned)atoi(widths[i]));
+    }
+    parse_both(&cfg, "--length-order", "little");
+    ck_assert_uint_eq(cfg.framing.order, RW_LENGTH_LITTLE);
+    parse_both(&cfg, "--length-order", "big");
+    ck_assert_uint_eq(cfg.framing.order, RW_LENGTH_BIG);
+    parse_both(&cfg, "--length-offset", "4096");
+    ck_assert_uint_eq(cfg.framing.offset, 4096);
+    parse_both(&cfg, "--length-adjust", "-4");
+    ck_assert_int_eq(cfg.framing.adjust, -4);
+    parse_both(&cfg, "--length-adjust", "+2");
+    ck_assert_int_eq(cfg.framing.adjust, 2);
+    ck_assert_int_eq(PARSE(&cfg, "--length-bytes", "2", "--length-order", "little",
+                           "--length-offset", "2", "--length-adjust", "-6"),
+                     0);
+    ck_assert_uint_eq(cfg.framing.length_bytes, 2);
+    ck_assert_uint_eq(cfg.framing.order, RW_LENGTH_LITTLE);
+    ck_assert_uint_eq(cfg.framing.offset, 2);
+    ck_assert_int_eq(cfg.framing.adjust, -6);
+    /* A 1-byte field with the default --max-frame: fine, frames are just small. */
+    ck_assert_int_eq(PARSE(&cfg, "--length-bytes", "1"), 0);
+
+    expect_bad("--length-bytes", "5", "1, 2, 3, 4 or 8");
+    expect_bad("--length-bytes", "0", NULL);
+    expect_bad("--length-bytes", "16", NULL);
+    expect_bad("--length-bytes", "+4", NULL);
+    expect_bad("--length-bytes", "four", NULL);
+    expect_bad("--length-order", "network", "big or little");
+    expect_bad("--length-order", "", NULL);
+    expect_bad("--length-offset", "4097", "0 to 4096");
+    expect_bad("--length-offset", "-1", NULL);
+    expect_bad("--length-offset", "1K", NULL);
+    expect_bad("--length-adjust", "4294967297", NULL);
+    expect_bad("--length-adjust", "-4294967297", NULL);
+    expect_bad("--length-adjust", "99999999999999999999", NULL);
+    expect_bad("--length-adjust", "--4", NULL);
+    expect_bad("--length-adjust", "1.5", NULL);
+    expect_bad("--length-adjust", "", NULL);
+    /* Combinations that can never carry a frame. */
+    ck_assert_int_eq(PARSE(&cfg, "--length-bytes", "1", "--length-adjust", "-256"), -EINVAL);
+    ck_assert_msg(strncmp(err, "--length-adjust: ", 17) == 0 && strstr(err, "1-byte"), "%s", err);
+    ck_assert_int_eq(PARSE(&cfg, "--length-bytes", "1", "--length-adjust", "-255"), 0);
+    ck_assert_int_eq(PARSE(&cfg, "--max-frame", "100", "--length-adjust", "101"), -EINVAL);
+    ck_assert_msg(strncmp(err, "--length-adjust: ", 17) == 0 && strstr(err, "--max-frame"), "%s",
+                  err);
+    ck_assert_int_eq(PARSE(&cfg, "--max-frame", "100", "--length-adjust", "100"), 0);
+}
+END_TEST
+
 START_TEST(test_config_usage)
 {
     char *text = NULL;
@@ -1002,6 +1064,10 @@ START_TEST(test_config_usage)
         "--tcp-user-timeout",
         "--keepalive",
         "--max-frame",
+        "--length-bytes",
+        "--length-order",
+        "--length-offset",
+        "--length-adjust",
         "--max-conns",
         "--backlog",
         "--proxy-protocol",
@@ -1165,6 +1231,7 @@ static Suite *config_suite(void)
         const TTest *test;
     } cases[] = {
         {"test_config_defaults", test_config_defaults},
+        {"test_config_framing", test_config_framing},
         {"test_config_every_option_both_forms", test_config_every_option_both_forms},
         {"test_config_many_options_together", test_config_many_options_together},
         {"test_config_later_option_wins", test_config_later_option_wins},

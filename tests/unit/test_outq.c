@@ -20,6 +20,8 @@
 #include "outq.h"
 #include "rw_limits.h"
 
+static const struct rw_framing DEF = RW_FRAMING_DEFAULT;
+
 #define BLOCK   ((size_t)RW_OUTQ_BLOCK_BYTES)
 #define IOV_CAP 1024u
 
@@ -120,7 +122,7 @@ START_TEST(test_outq_append_frame_big_endian)
     ck_assert_ptr_nonnull(got);
     fill(payload, 0, len);
 
-    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, payload, len), 0);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &DEF, payload, len), 0);
     ck_assert_uint_eq(rw__outq_bytes(&q), RW_FRAME_HEADER_BYTES + len);
     ck_assert_uint_eq(snapshot(&q, got, len + 64), RW_FRAME_HEADER_BYTES + len);
     const uint8_t header[] = {0x00, 0x01, 0x02, 0x03};
@@ -130,8 +132,8 @@ START_TEST(test_outq_append_frame_big_endian)
 
     /* A header split across a block boundary, then an empty frame. */
     ck_assert_int_eq(rw__outq_append(&q, &pool, payload, BLOCK - 2), 0);
-    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, payload, 0x2a), 0);
-    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, NULL, 0), 0);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &DEF, payload, 0x2a), 0);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &DEF, NULL, 0), 0);
     size_t n = snapshot(&q, got, len + 64);
     ck_assert_uint_eq(n, BLOCK - 2 + 4 + 0x2a + 4);
     ck_assert_uint_eq(be32(got + BLOCK - 2), 0x2a);
@@ -147,6 +149,31 @@ START_TEST(test_outq_append_frame_big_endian)
 
     free(payload);
     free(got);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
+/* Another framing's header (offset bytes, 2-byte little-endian, adjust -3); a length the field
+ * cannot express is -ERANGE with the queue unchanged. */
+START_TEST(test_outq_append_frame_framing)
+{
+    struct rw_block_pool pool;
+    struct rw_outq q;
+    rw__block_pool_init(&pool, 4);
+    rw__outq_init(&q);
+    const struct rw_framing f = {
+        .length_bytes = 2, .order = RW_LENGTH_LITTLE, .offset = 1, .adjust = -3};
+    uint8_t got[64];
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &f, "abc", 3), 0);
+    ck_assert_uint_eq(snapshot(&q, got, sizeof(got)), 6);
+    const uint8_t want[] = {0, 6, 0, 'a', 'b', 'c'}; /* value 3 - (-3) = 6 */
+    ck_assert_mem_eq(got, want, sizeof(want));
+    const uint8_t big[] = {0};
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &f, big, 65533), -ERANGE);
+    const struct rw_framing pos = {.length_bytes = 1, .order = RW_LENGTH_BIG, .adjust = 2};
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &pos, big, 1), -ERANGE);
+    ck_assert_uint_eq(rw__outq_bytes(&q), 6);
+    rw__outq_clear(&q, &pool);
     rw__block_pool_destroy(&pool);
 }
 END_TEST
@@ -424,7 +451,7 @@ START_TEST(test_outq_enomem_leaves_queue_unchanged)
     /* Needs the cached block and two fresh ones: fails whole, the cached one goes back. */
     const size_t big = 3 * BLOCK;
     ck_assert_int_eq(rw__outq_append(&q, &pool, buf, big), -ENOMEM);
-    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, buf, (uint32_t)big), -ENOMEM);
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &DEF, buf, (uint32_t)big), -ENOMEM);
     ck_assert_uint_eq(rw__outq_bytes(&q), queued);
     ck_assert_ptr_eq(q.head, head);
     ck_assert_ptr_eq(q.tail, tail);
@@ -435,7 +462,7 @@ START_TEST(test_outq_enomem_leaves_queue_unchanged)
 
     /* A frame whose payload fits the tail but whose header pushes it over one more block. */
     const size_t tail_room = BLOCK - q.tail->end;
-    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, buf, (uint32_t)(tail_room + BLOCK - 3)),
+    ck_assert_int_eq(rw__outq_append_frame(&q, &pool, &DEF, buf, (uint32_t)(tail_room + BLOCK - 3)),
                      -ENOMEM);
     assert_stream(&q, 50, queued);
     ck_assert_uint_eq(pool.free_count, 1);
@@ -546,6 +573,7 @@ static Suite *outq_suite(void)
     } cases[] = {
         {"test_outq_round_trip", test_outq_round_trip},
         {"test_outq_append_frame_big_endian", test_outq_append_frame_big_endian},
+        {"test_outq_append_frame_framing", test_outq_append_frame_framing},
         {"test_outq_gather_bounded_in_order", test_outq_gather_bounded_in_order},
         {"test_outq_partial_consume_random", test_outq_partial_consume_random},
         {"test_outq_blocks_return_to_pool", test_outq_blocks_return_to_pool},

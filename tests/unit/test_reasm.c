@@ -5,7 +5,12 @@
  * yield the frame sequence of parsing the whole stream at once. Also: frames
  * wholly inside a chunk are views into it (zero copy) and straddling ones come
  * from the reassembly buffer, oversize mid-stream, exactly max through the
- * straddle path, callback stop, reset, and freeing of large buffers.
+ * straddle path, callback stop, reset, and freeing of large buffers. Then every
+ * framing (widths 1, 2, 3, 4, 8 x both orders x offsets 0, 1, 3 x adjusts 0,
+ * -header, +2, -4): a stream split at every byte, one byte at a time and in 7-byte
+ * chunks yields the same frames (header and payload contiguous, the header's own
+ * bytes), and a header over the maximum after adjusting (or below zero) fails the
+ * feed holding its last byte, however the header was split.
  */
 #include <check.h>
 #include <errno.h>
@@ -20,6 +25,8 @@
 #include "rw_limits.h"
 
 #define STREAM_MAX (1u << 20)
+
+static const struct rw_framing DEF = RW_FRAMING_DEFAULT;
 
 /* Check's ck_assert_* records every passing assertion (a write to the runner per
  * call); the hot loops below run millions of checks, so they fail through this. */
@@ -75,9 +82,13 @@ struct expect {
     uint32_t max_cap; /* largest r->cap seen during a delivery */
 };
 
-static int on_frame(void *ctx, const uint8_t *payload, uint32_t len)
+static int on_frame(void *ctx, const struct rw_frame *frame)
 {
+    const uint8_t *payload = frame->payload;
+    uint32_t len = frame->len;
     struct expect *e = ctx;
+    EXPECT(frame->header_len == RW_FRAME_HEADER_BYTES);
+    EXPECT(frame->payload == frame->header + frame->header_len);
     EXPECT(e->seen < e->count);
     struct rw_frame want;
     size_t off = stream_off[e->seen];
@@ -108,7 +119,7 @@ static void feed_ok(struct rw_reasm *r, struct expect *e, const uint8_t *data, s
 {
     e->chunk = data;
     e->chunk_len = len;
-    EXPECT(rw__reasm_feed(r, data, len, STREAM_MAX, on_frame, e) == 0);
+    EXPECT(rw__reasm_feed(r, &DEF, data, len, STREAM_MAX, on_frame, e) == 0);
 }
 
 static struct expect expect_stream(const struct rw_reasm *r)
@@ -234,9 +245,9 @@ struct count {
     uint32_t lens[8];
 };
 
-static int count_frame(void *ctx, const uint8_t *payload, uint32_t len)
+static int count_frame(void *ctx, const struct rw_frame *frame)
 {
-    (void)payload;
+    uint32_t len = frame->len;
     struct count *c = ctx;
     ck_assert_uint_lt(c->frames, 8);
     c->lens[c->frames++] = len;
@@ -253,12 +264,13 @@ START_TEST(test_reasm_oversize_mid_stream)
     for (size_t i = 0; i <= n; i++) {
         struct rw_reasm r = {0};
         struct count c = {0};
-        int rc1 = rw__reasm_feed(&r, buf, i, max, count_frame, &c);
+        int rc1 = rw__reasm_feed(&r, &DEF, buf, i, max, count_frame, &c);
         if (i >= header_end) {
             ck_assert_int_eq(rc1, -EMSGSIZE);
         } else {
             ck_assert_int_eq(rc1, 0);
-            ck_assert_int_eq(rw__reasm_feed(&r, buf + i, n - i, max, count_frame, &c), -EMSGSIZE);
+            ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + i, n - i, max, count_frame, &c),
+                             -EMSGSIZE);
         }
         ck_assert_uint_eq(c.frames, 2);
         ck_assert_uint_eq(c.lens[0], 5);
@@ -269,8 +281,8 @@ START_TEST(test_reasm_oversize_mid_stream)
     /* Header split 2 + 2 with no payload byte ever sent: rejected at once. */
     struct rw_reasm r = {0};
     struct count c = {0};
-    ck_assert_int_eq(rw__reasm_feed(&r, buf + 13, 2, max, count_frame, &c), 0);
-    ck_assert_int_eq(rw__reasm_feed(&r, buf + 15, 2, max, count_frame, &c), -EMSGSIZE);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + 13, 2, max, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf + 15, 2, max, count_frame, &c), -EMSGSIZE);
     ck_assert_uint_eq(c.frames, 0);
     rw__reasm_reset(&r);
 }
@@ -289,11 +301,11 @@ START_TEST(test_reasm_exact_max_straddle)
     for (size_t i = 0; i < sizeof(splits) / sizeof(splits[0]); i++) {
         struct rw_reasm r = {0};
         struct count c = {0};
-        ck_assert_int_eq(rw__reasm_feed(&r, buf, splits[i], max, count_frame, &c), 0);
+        ck_assert_int_eq(rw__reasm_feed(&r, &DEF, buf, splits[i], max, count_frame, &c), 0);
         ck_assert_uint_eq(c.frames, 0);
         ck_assert_uint_le(r.cap, n); /* never beyond 4 + max */
-        ck_assert_int_eq(rw__reasm_feed(&r, buf + splits[i], n - splits[i], max, count_frame, &c),
-                         0);
+        ck_assert_int_eq(
+            rw__reasm_feed(&r, &DEF, buf + splits[i], n - splits[i], max, count_frame, &c), 0);
         ck_assert_uint_eq(c.frames, 1);
         ck_assert_uint_eq(c.lens[0], max);
         ck_assert_uint_eq(rw__reasm_pending(&r), 0);
@@ -311,7 +323,8 @@ START_TEST(test_reasm_callback_stop)
     e.stop_at = 2;
     e.chunk = stream;
     e.chunk_len = stream_len;
-    ck_assert_int_eq(rw__reasm_feed(&r, stream, stream_len, STREAM_MAX, on_frame, &e), -ECANCELED);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, stream, stream_len, STREAM_MAX, on_frame, &e),
+                     -ECANCELED);
     ck_assert_uint_eq(e.seen, 2);
     rw__reasm_reset(&r);
 
@@ -324,7 +337,7 @@ START_TEST(test_reasm_callback_stop)
     e2.chunk = stream + split;
     e2.chunk_len = stream_len - split;
     ck_assert_int_eq(
-        rw__reasm_feed(&r2, stream + split, stream_len - split, STREAM_MAX, on_frame, &e2),
+        rw__reasm_feed(&r2, &DEF, stream + split, stream_len - split, STREAM_MAX, on_frame, &e2),
         -ECANCELED);
     ck_assert_uint_eq(e2.seen, 4);
     ck_assert_uint_eq(e2.from_buf, 1);
@@ -386,15 +399,209 @@ START_TEST(test_reasm_empty_chunk)
 {
     struct rw_reasm r = {0};
     struct count c = {0};
-    ck_assert_int_eq(rw__reasm_feed(&r, NULL, 0, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, NULL, 0, STREAM_MAX, count_frame, &c), 0);
     const uint8_t part[2] = {0, 0};
-    ck_assert_int_eq(rw__reasm_feed(&r, part, 2, STREAM_MAX, count_frame, &c), 0);
-    ck_assert_int_eq(rw__reasm_feed(&r, NULL, 0, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, part, 2, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, NULL, 0, STREAM_MAX, count_frame, &c), 0);
     ck_assert_uint_eq(rw__reasm_pending(&r), 2);
-    ck_assert_int_eq(rw__reasm_feed(&r, part, 2, STREAM_MAX, count_frame, &c), 0);
+    ck_assert_int_eq(rw__reasm_feed(&r, &DEF, part, 2, STREAM_MAX, count_frame, &c), 0);
     ck_assert_uint_eq(c.frames, 1); /* the empty frame 00 00 00 00 */
     ck_assert_uint_eq(c.lens[0], 0);
     rw__reasm_reset(&r);
+}
+END_TEST
+
+/* ---- configurable framing ---- */
+
+static const uint8_t fx_widths[] = {1, 2, 3, 4, 8};
+static const uint32_t fx_offsets[] = {0, 1, 3};
+
+static struct rw_framing fx_framing(unsigned i)
+{
+    static const int64_t adjusts[] = {0, 0, 2, -4};
+    unsigned a = i % 4, off = i / 4 % 3, o = i / 12 % 2, w = i / 24;
+    struct rw_framing f = {.length_bytes = fx_widths[w],
+                           .order = (uint8_t)o,
+                           .offset = fx_offsets[off],
+                           .adjust = adjusts[a]};
+    if (a == 1)
+        f.adjust = -(int64_t)rw_framing_header_bytes(&f); /* the length counts the header */
+    return f;
+}
+#define FX_FRAMINGS (5 * 2 * 3 * 4)
+
+/* The test's own encoder: offset bytes = fill, then the field in f's width and order. */
+static void fx_encode(const struct rw_framing *f, uint8_t *out, uint64_t value, uint8_t fill)
+{
+    memset(out, fill, f->offset);
+    for (unsigned i = 0; i < f->length_bytes; i++) {
+        unsigned shift = 8 * (f->order == RW_LENGTH_BIG ? f->length_bytes - 1 - i : i);
+        out[f->offset + i] = (uint8_t)(value >> shift);
+    }
+}
+
+#define FX_FRAMES_MAX 12
+struct fx {
+    const struct rw_framing *f;
+    uint8_t stream[2048];
+    size_t len;
+    size_t offs[FX_FRAMES_MAX];
+    uint32_t lens[FX_FRAMES_MAX];
+    size_t count;
+    /* delivery state */
+    const struct rw_reasm *r;
+    size_t seen;
+    size_t chunk_off, chunk_len;
+    uint32_t max_cap;
+};
+
+/* Append a frame of len payload bytes (offset bytes and payload patterned by its index). */
+static void fx_add(struct fx *x, uint32_t len)
+{
+    uint32_t hl = rw_framing_header_bytes(x->f);
+    ck_assert_uint_lt(x->count, FX_FRAMES_MAX);
+    ck_assert_uint_le(x->len + hl + len, sizeof(x->stream));
+    x->offs[x->count] = x->len;
+    x->lens[x->count] = len;
+    fx_encode(x->f, x->stream + x->len, (uint64_t)((int64_t)len - x->f->adjust),
+              (uint8_t)(0xa0 + x->count));
+    for (uint32_t j = 0; j < len; j++)
+        x->stream[x->len + hl + j] = (uint8_t)(x->count * 37u + j);
+    x->len += hl + len;
+    x->count++;
+}
+
+static int fx_on_frame(void *ctx, const struct rw_frame *frame)
+{
+    struct fx *x = ctx;
+    uint32_t hl = rw_framing_header_bytes(x->f);
+    EXPECT(x->seen < x->count);
+    EXPECT(frame->header_len == hl);
+    EXPECT(frame->payload == frame->header + hl);
+    EXPECT(frame->len == x->lens[x->seen]);
+    size_t off = x->offs[x->seen];
+    EXPECT(memcmp(frame->header, x->stream + off, hl + frame->len) == 0);
+    if (off >= x->chunk_off && off + hl + frame->len <= x->chunk_off + x->chunk_len)
+        EXPECT(frame->header == x->stream + off); /* wholly in the chunk: a view into it */
+    else
+        EXPECT(frame->header == x->r->buf); /* straddled: the reassembly buffer */
+    if (x->r->cap > x->max_cap)
+        x->max_cap = x->r->cap;
+    x->seen++;
+    return 0;
+}
+
+/*
+ * Feed x->stream: [0, split) at once, then the rest in step-byte chunks (0: at once).
+ * Returns the first nonzero feed result (0 if none), [*at, *end) that chunk.
+ */
+static int fx_feed(struct fx *x, struct rw_reasm *r, uint32_t max, size_t split, size_t step,
+                   size_t *at, size_t *err_end)
+{
+    x->r = r;
+    x->seen = 0;
+    x->max_cap = 0;
+    size_t off = 0;
+    while (off < x->len) {
+        size_t n = off == 0 && split > 0 ? split : (step ? step : x->len - off);
+        if (n > x->len - off)
+            n = x->len - off;
+        x->chunk_off = off;
+        x->chunk_len = n;
+        int rc = rw__reasm_feed(r, x->f, x->stream + off, n, max, fx_on_frame, x);
+        if (r->cap > x->max_cap)
+            x->max_cap = r->cap;
+        off += n;
+        if (rc != 0) {
+            *at = off - n;
+            *err_end = off;
+            return rc;
+        }
+    }
+    *at = off;
+    *err_end = off;
+    return 0;
+}
+
+START_TEST(test_reasm_framing_every_split)
+{
+    const uint32_t max = 300;
+    for (unsigned i = 0; i < FX_FRAMINGS; i++) {
+        struct rw_framing f = fx_framing(i);
+        ck_assert_int_eq(rw_framing_check(&f), 0);
+        struct fx x = {.f = &f};
+        static const uint32_t lens[] = {2, 3, 200, 2, 17, 64, 5};
+        if (f.adjust <= 0)
+            fx_add(&x, 0);
+        for (size_t k = 0; k < sizeof(lens) / sizeof(lens[0]); k++) {
+            fx_add(&x, lens[k]);
+            if (k == 2 && f.adjust <= 0)
+                fx_add(&x, 0);
+        }
+        uint32_t hl = rw_framing_header_bytes(&f);
+        for (size_t split = 0; split <= x.len; split++) {
+            struct rw_reasm r = {0};
+            size_t end;
+            EXPECT(fx_feed(&x, &r, max, split, 0, &end, &end) == 0);
+            EXPECT(x.seen == x.count);
+            EXPECT(rw__reasm_pending(&r) == 0);
+            EXPECT(x.max_cap <= hl + max);
+            rw__reasm_reset(&r);
+        }
+        static const size_t steps[] = {1, 2, 7};
+        for (size_t k = 0; k < 3; k++) {
+            struct rw_reasm r = {0};
+            size_t end;
+            EXPECT(fx_feed(&x, &r, max, 0, steps[k], &end, &end) == 0);
+            EXPECT(x.seen == x.count);
+            EXPECT(x.max_cap <= hl + 200); /* never beyond the largest frame */
+            rw__reasm_reset(&r);
+        }
+    }
+}
+END_TEST
+
+/*
+ * A frame, then a header over max after adjusting (then, for a negative adjust, one below
+ * zero): the feed holding the header's last byte fails, every split of it and of the frame
+ * before, byte at a time too; the frame before is delivered; the buffer stays within bounds.
+ */
+START_TEST(test_reasm_framing_header_checks)
+{
+    const uint32_t max = 100;
+    unsigned below_tested = 0;
+    for (unsigned i = 0; i < FX_FRAMINGS; i++) {
+        struct rw_framing f = fx_framing(i);
+        uint32_t hl = rw_framing_header_bytes(&f);
+        for (int kind = 0; kind < 2; kind++) {
+            if (kind == 1 && f.adjust >= 0)
+                continue;
+            struct fx x = {.f = &f};
+            fx_add(&x, 5);
+            size_t bad = x.len;
+            uint64_t value =
+                kind == 0 ? (uint64_t)((int64_t)max + 1 - f.adjust) : (uint64_t)(-f.adjust - 1);
+            fx_encode(&f, x.stream + bad, value, 0x77);
+            memset(x.stream + bad + hl, 0x99, 30); /* never looked at */
+            x.len = bad + hl + 30;
+            int want = kind == 0 ? -EMSGSIZE : -EPROTO;
+            below_tested += kind;
+            size_t header_end = bad + hl; /* the error comes with the feed holding this - 1 */
+            for (size_t split = 0; split <= x.len; split++) {
+                for (size_t step = 0; step < 2; step++) {
+                    struct rw_reasm r = {0};
+                    size_t at = 0, end = 0;
+                    int rc = fx_feed(&x, &r, max, split, step, &at, &end);
+                    EXPECT(rc == want);
+                    EXPECT(x.seen == 1);
+                    EXPECT(at < header_end && header_end <= end); /* not before, not later */
+                    EXPECT(x.max_cap <= hl + max);
+                    rw__reasm_reset(&r);
+                }
+            }
+        }
+    }
+    ck_assert_uint_eq(below_tested, FX_FRAMINGS / 2);
 }
 END_TEST
 
@@ -422,6 +629,8 @@ static Suite *reasm_suite(void)
     ADD_CASE(s, test_reasm_reset_frees);
     ADD_CASE(s, test_reasm_large_buffer_freed);
     ADD_CASE(s, test_reasm_empty_chunk);
+    ADD_CASE(s, test_reasm_framing_every_split);
+    ADD_CASE(s, test_reasm_framing_header_checks);
     return s;
 }
 
