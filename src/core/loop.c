@@ -87,7 +87,7 @@ static int set_tcp_opt(int fd, int level, int name, int value)
  * peer; either makes the next recv/send fail (ETIMEDOUT) and the connection is
  * closed and counted as reaped_tcp_timeout (kernel-notes/11). Options left at
  * 0 are not touched, so the kernel's defaults (or sysctls) apply. Values were
- * validated by config.c, so a failure means a kernel without the option:
+ * validated by the options (cli.c), so a failure means a kernel without the option:
  * logged once per worker, the connection is served anyway.
  */
 static void conn_set_sockopts(struct rw_loop *loop, int fd)
