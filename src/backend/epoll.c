@@ -41,6 +41,7 @@ struct ep_backend {
 };
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits the epoll tag");
+_Static_assert(sizeof(uint8_t) <= RW_BACKEND_CONN_BYTES, "counted by check_fit");
 
 static uint64_t tag_conn(const struct rw_conn *c)
 {

@@ -102,6 +102,7 @@ struct ur_backend {
 };
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
+_Static_assert(sizeof(struct ur_conn) <= RW_BACKEND_CONN_BYTES, "counted by check_fit");
 _Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
 
 static inline struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)

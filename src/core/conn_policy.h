@@ -13,6 +13,7 @@
 
 #include "conn.h"
 #include "loop.h"
+#include "rw_limits.h"
 #include "stats.h"
 
 #define NO_REASON RW_STAT_COUNT
@@ -60,8 +61,32 @@ ssize_t rw__conn_proxy_header(struct rw_conn *c, const uint8_t *data, size_t len
 
 /* ---- the loop driver (loop.c) ---- */
 
-/* c has replies to send: flush it at the end of the turn (or sooner); may flush and close c. */
-void rw__loop_mark_dirty(struct rw_conn *c);
+/* Flush every connection on the dirty list (end of the turn, or early: rw__loop_mark_dirty). */
+void rw__loop_flush_dirty(struct rw_loop *loop);
+
+/*
+ * c has replies to send: flush it with the others at the end of the turn, so
+ * a connection's replies from several reads leave in one send. A busy turn
+ * (hundreds of ready connections after a stall) would otherwise hold one
+ * output block per connection until the turn ends, and the pool's high-water
+ * mark -- resident memory -- would creep up with the worst stall seen; so
+ * once RW_DIRTY_FLUSH_MAX connections wait, they are flushed now. Callers do
+ * not touch c after this (the flush may close it). Nothing a flush calls
+ * marks a connection dirty, so this does not recurse.
+ */
+static inline void rw__loop_mark_dirty(struct rw_conn *c)
+{
+    struct rw_loop *loop = c->loop;
+    if (c->flags & RW_CONN_DIRTY)
+        return;
+    c->flags |= RW_CONN_DIRTY;
+    c->dirty_next = loop->dirty_head;
+    loop->dirty_head = c;
+    if (++loop->dirty_count >= RW_DIRTY_FLUSH_MAX) {
+        rw__stat_add(&loop->stats, RW_STAT_EARLY_FLUSHES, 1);
+        rw__loop_flush_dirty(loop);
+    }
+}
 
 /* ---- upkeep (upkeep.c) ---- */
 

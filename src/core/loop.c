@@ -34,7 +34,7 @@ uint64_t rw__now_ms(void)
 
 /* ---- the dirty list: one flush per connection per turn ---- */
 
-static void flush_dirty(struct rw_loop *loop)
+void rw__loop_flush_dirty(struct rw_loop *loop)
 {
     struct rw_conn *list = loop->dirty_head;
     loop->dirty_head = NULL;
@@ -46,30 +46,6 @@ static void flush_dirty(struct rw_loop *loop)
         c->flags &= (uint16_t)~RW_CONN_DIRTY;
         if (c->state == RW_CONN_OPEN)
             rw__conn_flush(c);
-    }
-}
-
-/*
- * c has replies to send: flush it with the others at the end of the turn, so
- * a connection's replies from several reads leave in one send. A busy turn
- * (hundreds of ready connections after a stall) would otherwise hold one
- * output block per connection until the turn ends, and the pool's high-water
- * mark -- resident memory -- would creep up with the worst stall seen; so
- * once RW_DIRTY_FLUSH_MAX connections wait, they are flushed now. Callers do
- * not touch c after this (the flush may close it). Nothing a flush calls
- * marks a connection dirty, so this does not recurse.
- */
-void rw__loop_mark_dirty(struct rw_conn *c)
-{
-    struct rw_loop *loop = c->loop;
-    if (c->flags & RW_CONN_DIRTY)
-        return;
-    c->flags |= RW_CONN_DIRTY;
-    c->dirty_next = loop->dirty_head;
-    loop->dirty_head = c;
-    if (++loop->dirty_count >= RW_DIRTY_FLUSH_MAX) {
-        rw__stat_add(&loop->stats, RW_STAT_EARLY_FLUSHES, 1);
-        flush_dirty(loop);
     }
 }
 
@@ -87,7 +63,7 @@ static int set_tcp_opt(int fd, int level, int name, int value)
  * peer; either makes the next recv/send fail (ETIMEDOUT) and the connection is
  * closed and counted as reaped_tcp_timeout (kernel-notes/11). Options left at
  * 0 are not touched, so the kernel's defaults (or sysctls) apply. Values were
- * validated by config.c, so a failure means a kernel without the option:
+ * validated by the options (cli.c), so a failure means a kernel without the option:
  * logged once per worker, the connection is served anyway.
  */
 static void conn_set_sockopts(struct rw_loop *loop, int fd)
@@ -307,7 +283,7 @@ int rw__loop_run(struct rw_loop *loop)
         rw__wheel_advance(&loop->wheel, now, rw__conn_on_timer, loop);
         rw__loop_upkeep(loop);
         rw__loop_sweep_dead(loop);
-        flush_dirty(loop);
+        rw__loop_flush_dirty(loop);
         /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
         rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
         rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);

@@ -3,7 +3,7 @@
  * haproxy.org/download/2.9/doc/proxy-protocol.txt) that a load balancer sends
  * at the start of a connection to name the real client. A stateless parser
  * over caller memory, like the frame parser: the caller keeps the bytes of an
- * incomplete header and calls again with more. Used by loop.c under
+ * incomplete header and calls again with more. Used by conn_proxy.c under
  * --proxy-protocol.
  */
 #ifndef RW_PROXY_H

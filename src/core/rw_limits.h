@@ -49,6 +49,8 @@
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */
 #define RW_CONNS_MAX (1u << 20)
+/* A backend's own state per connection slot, at most (--max-conns memory check, options.c). */
+#define RW_BACKEND_CONN_BYTES 32u
 /* Timer wheel geometry. */
 #define RW_WHEEL_SLOTS   512u
 #define RW_WHEEL_TICK_MS 20u

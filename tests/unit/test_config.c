@@ -1,5 +1,5 @@
 /*
- * Unit tests for the command-line configuration (src/core/config.c): defaults,
+ * Unit tests for the command-line configuration (src/app/cli.c, src/core/values.c, src/core/options.c): defaults,
  * every option in both "--opt value" and "--opt=value" form, the size,
  * duration and listen-address syntaxes, and every kind of bad input, which
  * must come back as -EINVAL with a message that names the option first.
