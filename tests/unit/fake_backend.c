@@ -14,7 +14,16 @@
 
 struct fake fake;
 
-enum fake_ev_kind { EV_ACCEPT, EV_DATA, EV_EOF, EV_ERROR, EV_SENT, EV_WRITABLE, EV_RELEASED };
+enum fake_ev_kind {
+    EV_ACCEPT,
+    EV_DATA,
+    EV_DATA_BUF,
+    EV_EOF,
+    EV_ERROR,
+    EV_SENT,
+    EV_WRITABLE,
+    EV_RELEASED
+};
 
 struct fake_ev {
     enum fake_ev_kind kind;
@@ -27,6 +36,10 @@ struct fake_ev {
 #define FAKE_EVS_MAX 4096u
 static struct fake_ev evs[FAKE_EVS_MAX];
 static uint32_t ev_count;
+/* Lent receive buffers: event data for fake_ev_data_buf lives here, id = its offset. */
+#define FAKE_RX_BYTES (64u * 1024u)
+static uint8_t rx_area[FAKE_RX_BYTES];
+static size_t rx_used;
 static int pending_peer = -1; /* the peer end of the socketpair fake_open queued */
 
 static uint64_t fake_clock(void)
@@ -139,6 +152,25 @@ static bool op_close(void *be, struct rw_conn *c)
     return !fake.release_later;
 }
 
+static bool rx_hold(void *owner, uint32_t id)
+{
+    ck_assert_ptr_eq(owner, &fake);
+    ck_assert_uint_lt(id, FAKE_RX_BYTES);
+    fake.holds++;
+    if (fake.refuse_holds) {
+        fake.releases++; /* a refused hold is not held */
+        return false;
+    }
+    return true;
+}
+
+static void rx_release(void *owner, uint32_t id)
+{
+    ck_assert_ptr_eq(owner, &fake);
+    fake.releases++;
+    ck_assert_uint_le(fake.releases, fake.holds);
+}
+
 static void dispatch(const struct fake_ev *ev)
 {
     if (ev->kind == EV_ACCEPT) {
@@ -156,6 +188,16 @@ static void dispatch(const struct fake_ev *ev)
     case EV_DATA:
         rw__conn_on_data(c, ev->data, ev->len);
         break;
+    case EV_DATA_BUF: {
+        struct rw_rxbuf buf = {.base = ev->data,
+                               .len = ev->len,
+                               .owner = &fake,
+                               .id = (uint32_t)(ev->data - rx_area),
+                               .hold = rx_hold,
+                               .release = rx_release};
+        rw__conn_on_data_buf(c, ev->data, ev->len, &buf);
+        break;
+    }
     case EV_EOF:
         rw__conn_on_eof(c);
         break;
@@ -187,7 +229,8 @@ static int op_wait(void *be, int timeout_ms)
     ev_count = 0;
     for (uint32_t i = 0; i < n; i++) {
         dispatch(&evs[i]);
-        free(evs[i].data);
+        if (evs[i].kind != EV_DATA_BUF)
+            free(evs[i].data);
         evs[i].data = NULL;
     }
     return 0;
@@ -229,6 +272,7 @@ void fake_setup(const struct rw_config *cfg)
         fake.peer_fd[i] = -1;
     ev_count = 0;
     pending_peer = -1;
+    rx_used = 0;
     fake.cfg = *cfg;
     ck_assert_uint_le(fake.cfg.max_conns, FAKE_SLOTS_MAX);
     fake.now_ms = 1000000;
@@ -301,6 +345,16 @@ void fake_ev_data(struct fake_ref r, const void *data, size_t len)
     ck_assert_ptr_nonnull(ev->data);
     memcpy(ev->data, data, len);
     ev->len = len;
+}
+
+void fake_ev_data_buf(struct fake_ref r, const void *data, size_t len)
+{
+    ck_assert_uint_le(rx_used + len, FAKE_RX_BYTES);
+    struct fake_ev *ev = ev_push(EV_DATA_BUF, r, 0);
+    ev->data = rx_area + rx_used;
+    memcpy(ev->data, data, len);
+    ev->len = len;
+    rx_used += len;
 }
 
 void fake_ev_eof(struct fake_ref r)

@@ -68,6 +68,9 @@ struct fake {
     int flush_script[64];
     uint32_t flush_next, flush_count;
     uint32_t dropped; /* events whose (index, generation) no longer named a live connection */
+    /* Receive buffers lent with fake_ev_data_buf: holds asked (granted or not) and releases. */
+    bool refuse_holds;
+    uint32_t holds, releases;
 
     /* Per slot: what reached the "wire" (bytes the core was told were sent), and the test's
      * end of the socketpair. Reset when the slot opens a new connection. */
@@ -95,6 +98,9 @@ void fake_advance(uint64_t ms);
 /* Queue events, delivered in order by the next fake_turn's wait. */
 void fake_ev_accept(int fd);
 void fake_ev_data(struct fake_ref r, const void *data, size_t len);
+/* As fake_ev_data, through rw__conn_on_data_buf, the bytes in a buffer the fake lends (each
+ * event its own, never reused while the test runs). */
+void fake_ev_data_buf(struct fake_ref r, const void *data, size_t len);
 void fake_ev_eof(struct fake_ref r);
 void fake_ev_error(struct fake_ref r, int err);
 void fake_ev_sent(struct fake_ref r, int res); /* res > 0: those bytes reach the wire first */

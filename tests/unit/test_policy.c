@@ -5,7 +5,8 @@
  * data, EOF, errors, send completions, writability, releases) and the clock,
  * and checks what the core asked of the backend, the worker's counters and
  * the connections' state. Covered: replies to frames split at every byte;
- * one flush a turn for many frames (batching); backpressure at
+ * one flush a turn for many frames (batching); zero-copy replies from a lent
+ * receive buffer (held until sent, copied when the hold is refused); backpressure at
  * --write-buffer with resume below half; partial sends; half-close with and
  * without output pending; drain (accept_stop, idle closed, busy finish,
  * deadline force-closes); a protocol error (answer, FIN, linger until the
@@ -142,6 +143,39 @@ START_TEST(test_batching_one_flush_a_turn)
     ck_assert_uint_eq(fake.wire_len[r.index], 2 * len);
     ck_assert_mem_eq(fake.wire[r.index] + len, s, len);
     ck_assert_uint_eq(fake_stat(RW_STAT_FRAMES_OUT), 16);
+    fake_teardown();
+}
+END_TEST
+
+START_TEST(test_zero_copy_replies)
+{
+    setup_default();
+    rw__loop_set_zc_min_bytes(&fake.loop, 1);
+    struct fake_ref r = fake_open();
+    static const char *const payloads[] = {"by", "reference", "please"};
+    uint8_t s[128];
+    size_t len = stream_of(s, payloads, 3, NULL);
+    script_n(0, 1);
+    fake_ev_data_buf(r, s, len);
+    fake_turn();
+    /* Echo replies are the requests' own bytes: sent from the lent buffer, held till sent. */
+    ck_assert_uint_eq(fake_stat(RW_STAT_ZC_REPLIES), 3);
+    ck_assert_uint_ge(fake.holds, 1);
+    ck_assert_uint_lt(fake.releases, fake.holds);
+    fake_ev_writable(r);
+    fake_turn();
+    assert_wire(r, s, len);
+    ck_assert_uint_eq(fake.releases, fake.holds);
+
+    /* A backend short of buffers refuses the hold: the replies are copied. */
+    fake.refuse_holds = true;
+    fake_ev_data_buf(r, s, len);
+    fake_turn();
+    ck_assert_uint_eq(fake_stat(RW_STAT_ZC_REPLIES), 3);
+    ck_assert_uint_ge(fake_stat(RW_STAT_ZC_COPIED_LOW), 1);
+    ck_assert_uint_eq(fake.wire_len[r.index], 2 * len);
+    ck_assert_mem_eq(fake.wire[r.index] + len, s, len);
+    ck_assert_uint_eq(fake.releases, fake.holds);
     fake_teardown();
 }
 END_TEST
@@ -688,6 +722,7 @@ static Suite *policy_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_split_at_every_byte);
     tcase_add_test(tc, test_batching_one_flush_a_turn);
+    tcase_add_test(tc, test_zero_copy_replies);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_partial_sends);
     tcase_add_test(tc, test_half_close_with_output_pending);
