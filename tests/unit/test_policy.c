@@ -213,14 +213,14 @@ START_TEST(test_backpressure)
     ck_assert_uint_eq(fake_count(FAKE_READ_PAUSE, &r, 0), 1);
     ck_assert_uint_eq(fake_stat(RW_STAT_BACKPRESSURE_PAUSES), 1);
 
-    int part1[] = {30, 0};
+    int part1[] = {46, 0};
     fake_flush_script(part1, 2);
     fake_ev_writable(r);
-    fake_turn(); /* 66 left: not below half */
-    ck_assert_uint_eq(rw__outq_bytes(&fake_conn(r)->outq), 66);
+    fake_turn(); /* 50 left: below --write-buffer, not below half */
+    ck_assert_uint_eq(rw__outq_bytes(&fake_conn(r)->outq), 50);
     ck_assert_uint_eq(fake_count(FAKE_READ_RESUME, &r, 0), 0);
 
-    int part2[] = {40, 0};
+    int part2[] = {24, 0};
     fake_flush_script(part2, 2);
     fake_ev_writable(r);
     fake_turn(); /* 26 left: below 32, read again */
