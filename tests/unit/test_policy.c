@@ -536,9 +536,9 @@ START_TEST(test_idle_timeout)
     fake_setup(&cfg);
     struct fake_ref r = fake_open();
     uint8_t f[16];
-    size_t flen = fake_frame(f, "hi", 2);
+    fake_frame(f, "hi", 2);
     fake_advance(500);
-    fake_ev_data(r, f, flen); /* activity moves the deadline */
+    fake_ev_data(r, f, 2); /* a byte received (no reply to send) moves the deadline */
     fake_turn();
     fake_advance(600);
     fake_turn();
@@ -628,6 +628,22 @@ START_TEST(test_max_conns)
     ck_assert_uint_eq(fake_stat(RW_STAT_ACCEPTED), 3);
     ck_assert_uint_eq(fake_stat(RW_STAT_CLOSED), 1);
     fake_teardown();
+
+    /* The limit is process-wide: connections on other workers count, with room in our table. */
+    cfg.max_conns = 4;
+    fake_setup(&cfg);
+    atomic_fetch_add(&fake.shared.conns_open, 3); /* another worker's */
+    struct fake_ref mine = fake_open();
+    from = fake.ncalls;
+    fake_ev_accept(accept_pair(&peer));
+    fake_turn();
+    ck_assert_uint_eq(fake_count(FAKE_CONN_OPEN, NULL, from), 0);
+    ck_assert_uint_eq(fake_stat(RW_STAT_REJECTED_LIMIT), 1);
+    ck_assert_int_eq(recv(peer, &ch, 1, MSG_DONTWAIT), 0);
+    close(peer);
+    ck_assert_ptr_nonnull(fake_conn(mine));
+    fake_teardown();
+    ck_assert_uint_eq(atomic_load(&fake.shared.conns_open), 3);
 }
 END_TEST
 
