@@ -244,11 +244,23 @@ void rw__conn_flush(struct rw_conn *c)
 
 /* ---- data, EOF, sends and errors: callbacks from backends (backend.h) ---- */
 
+/*
+ * What deliver_frame needs, and the handler's error kept apart from the
+ * reassembler's own: rw__reasm_feed returns either, and a handler's -ENOMEM
+ * is, by handler.h's contract, a reason to close after the replies queued
+ * before it (like any handler error), not an out-of-memory close at once.
+ */
+struct deliver_ctx {
+    struct rw_conn *c;
+    int handler_rc;
+};
+
 static int deliver_frame(void *ctx, const struct rw_frame *frame)
 {
-    struct rw_conn *c = ctx;
-    rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_IN, 1);
-    return c->loop->shared->handler->on_frame(c, frame);
+    struct deliver_ctx *d = ctx;
+    rw__stat_add(&d->c->loop->stats, RW_STAT_FRAMES_IN, 1);
+    d->handler_rc = d->c->loop->shared->handler->on_frame(d->c, frame);
+    return d->handler_rc;
 }
 
 void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
@@ -280,12 +292,13 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
     uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
     uint32_t cap_before = c->reasm.cap;
+    struct deliver_ctx d = {.c = c, .handler_rc = 0};
     loop->rx_cur = buf;
     int rc = rw__reasm_feed(&c->reasm, &loop->cfg->framing, data, len, loop->cfg->max_frame_bytes,
-                            deliver_frame, c);
+                            deliver_frame, &d);
     loop->rx_cur = NULL;
     conn_reasm_account(c, cap_before);
-    if (rc == -ENOMEM) {
+    if (rc == -ENOMEM && d.handler_rc == 0) {
         char peer[RW_PEER_TEXT_MAX];
         RW_WARN("conn %u (%s): out of memory reassembling a frame; closing", c->index,
                 rw__conn_peer(c, peer, sizeof(peer)));

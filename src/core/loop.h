@@ -97,5 +97,12 @@ int rw__loop_run(struct rw_loop *loop);
 void rw__loop_destroy(struct rw_loop *loop);
 
 uint64_t rw__now_ms(void);
+/*
+ * Test hook (tests/unit/test_policy.c): when set, rw__now_ms returns what it
+ * returns instead of reading CLOCK_MONOTONIC, so a unit test can move the
+ * loop's clock past idle, frame, linger and drain deadlines without sleeping.
+ * Never set by the server (NULL: the real clock).
+ */
+extern uint64_t (*rw__now_ms_hook)(void);
 
 #endif
