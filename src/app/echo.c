@@ -1,9 +1,11 @@
 /* The echo application: every frame is answered with an identical frame, in order. */
-#include <ringwire/handler.h>
+#include "echo.h"
 
-static int echo_on_frame(struct rw_conn *conn, const uint8_t *payload, uint32_t len)
+static int echo_on_frame(struct rw_conn *conn, const struct rw_frame *frame)
 {
-    return rw_conn_send_frame(conn, payload, len);
+    /* send_frame, not send_raw of the header: a payload in the receive buffer goes by
+     * reference, header and all (--uring-features zc-replies). */
+    return rw_conn_send_frame(conn, frame->payload, frame->len);
 }
 
 const struct rw_handler rw_echo_handler = {

@@ -16,7 +16,7 @@ static uint32_t read_be32(const uint8_t *p)
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
 }
 
-ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame)
+RW_API ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame)
 {
     RW_ASSERT(frame != NULL);
     if (len < RW_FRAME_HEADER_BYTES)
@@ -27,13 +27,15 @@ ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struc
         return -EMSGSIZE;
     if (len - RW_FRAME_HEADER_BYTES < payload_len)
         return 0;
+    frame->header = buf;
+    frame->header_len = RW_FRAME_HEADER_BYTES;
     frame->payload = buf + RW_FRAME_HEADER_BYTES;
     frame->len = payload_len;
     /* Widen before adding: header + a payload near UINT32_MAX must not wrap. */
     return (ssize_t)((size_t)RW_FRAME_HEADER_BYTES + payload_len);
 }
 
-void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len)
+RW_API void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len)
 {
     out[0] = (uint8_t)(len >> 24);
     out[1] = (uint8_t)(len >> 16);

@@ -92,7 +92,7 @@ static int set_tcp_opt(int fd, int level, int name, int value)
  */
 static void conn_set_sockopts(struct rw_loop *loop, int fd)
 {
-    const struct rw_config *cfg = loop->cfg;
+    const struct rw_options *cfg = loop->cfg;
     /* Replies are batched per loop turn by us; Nagle would only add delay. */
     (void)set_tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     int rc = 0;
@@ -104,11 +104,13 @@ static void conn_set_sockopts(struct rw_loop *loop, int fd)
     if (rc == 0 && cfg->keepalive_idle_s) {
         what = "SO_KEEPALIVE";
         /* Schedule first, then switch it on, so the first probe follows the new idle time. */
+        uint32_t intvl_s = 0, probes = 0;
+        rw__keepalive_schedule(cfg->keepalive_idle_s, &intvl_s, &probes);
         rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)cfg->keepalive_idle_s);
         if (rc == 0)
-            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)cfg->keepalive_intvl_s);
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)intvl_s);
         if (rc == 0)
-            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)cfg->keepalive_probes);
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)probes);
         if (rc == 0)
             rc = set_tcp_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     }
@@ -152,6 +154,9 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     c->frame_started_ms = 0;
     c->linger_until_ms = 0;
     memset(&c->client, 0, sizeof(c->client));
+    c->opened = false; /* the application's once rw__conn_app_open says so */
+    c->user = NULL;
+    c->why = RW_CLOSE_PEER;
     if (loop->cfg->proxy_protocol) {
         c->flags |= RW_CONN_PROXY_WAIT;
         c->frame_started_ms = c->last_active_ms; /* the header's deadline counts from here */
@@ -170,7 +175,10 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
         RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
                  strerror(-rc));
         rw__conn_close(c, RW_STAT_CLOSED_ERROR);
+        return;
     }
+    if (!loop->cfg->proxy_protocol)
+        (void)rw__conn_app_open(c); /* under --proxy-protocol: once its header is in */
 }
 
 void rw__loop_on_accept_error(struct rw_loop *loop, int err)
@@ -223,8 +231,11 @@ static void drain_quiet_conns(struct rw_loop *loop)
             (c->flags & RW_CONN_PROTO_ERROR))
             continue;
         int unread = 0;
-        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0)
+        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0) {
+            if (c->why == RW_CLOSE_PEER)
+                c->why = RW_CLOSE_SHUTDOWN;
             rw__conn_close(c, NO_REASON);
+        }
     }
 }
 
@@ -235,6 +246,8 @@ static void force_close_all(struct rw_loop *loop)
     for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
         if (c->state == RW_CONN_OPEN) {
+            if (c->why == RW_CLOSE_PEER)
+                c->why = RW_CLOSE_SHUTDOWN;
             rw__conn_close(c, NO_REASON);
             forced++;
         }
@@ -323,7 +336,7 @@ int rw__loop_run(struct rw_loop *loop)
 
 /* ---- the loop as a backend sees it (backend.h) ---- */
 
-const struct rw_config *rw__loop_config(const struct rw_loop *loop)
+const struct rw_options *rw__loop_config(const struct rw_loop *loop)
 {
     return loop->cfg;
 }

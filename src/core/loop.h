@@ -26,17 +26,18 @@ struct rw_rxbuf;
 
 /* State shared by all workers of one server process. */
 struct rw_shared {
-    const struct rw_config *cfg;
+    const struct rw_options *cfg;
     const struct rw_handler *handler;
+    void *ctx; /* rw_server_start's, for rw_conn_server_ctx */
     const struct rw_backend_ops *ops;
     _Atomic uint32_t conns_open; /* process-wide, for --max-conns */
     struct rw_mem_budget mem;    /* process-wide, for --max-memory */
-    _Atomic bool stop;           /* SIGTERM/SIGINT seen: drain */
+    _Atomic bool stop;           /* rw_server_stop: drain */
 };
 
 struct rw_loop {
     struct rw_shared *shared;
-    const struct rw_config *cfg;
+    const struct rw_options *cfg;
     const struct rw_backend_ops *ops;
     void *be; /* backend state */
     int worker_id;
@@ -77,6 +78,10 @@ struct rw_loop {
     /* Zero-copy replies: the receive buffer being parsed (NULL outside rw__conn_on_data_buf or
      * when the backend lends none), and the smallest reply sent from it by reference. */
     const struct rw_rxbuf *rx_cur;
+    /* The connection whose frames are being delivered (NULL outside), and the first error
+     * its on_frame returned: the handler's errors are told from the reassembler's. */
+    struct rw_conn *frame_conn;
+    int handler_rc;
     uint32_t zc_min_bytes;
     bool clock_fresh; /* now_ms was read since the backend's wait returned */
 
