@@ -39,14 +39,16 @@ static void format_addresses(const struct rw_server *srv, char *buf, size_t buf_
 }
 
 /* Until TERM or INT: the other signals are answered here. */
-static void wait_for_signals(struct rw_server *srv, const sigset_t *set)
+static void wait_for_signals(struct rw_server *srv, const struct rw_options *opt,
+                             const sigset_t *set)
 {
     for (;;) {
         int sig = 0;
         if (sigwait(set, &sig) != 0)
             continue;
         if (sig == SIGTERM || sig == SIGINT) {
-            RW_INFO("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            RW_INFO("%s: draining (up to %llu ms)", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                    (unsigned long long)opt->drain_timeout_ms);
             return;
         }
         if (sig == SIGHUP)
@@ -82,7 +84,7 @@ static int run(const struct rw_options *opt)
     if (notified < 0)
         RW_WARN("sd_notify READY=1 to $NOTIFY_SOCKET: %s", strerror(-notified));
 
-    wait_for_signals(srv, &set);
+    wait_for_signals(srv, opt, &set);
     (void)rw__notify("STOPPING=1\nSTATUS=draining");
     rw_server_stop(srv);
     rc = rw_server_wait(srv);

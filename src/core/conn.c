@@ -233,10 +233,12 @@ void rw__conn_close_after_replies(struct rw_conn *c, enum rw_close_reason why, i
     if (c->flags & RW_CONN_PROTO_ERROR)
         return; /* already closing after its replies */
     char peer[RW_PEER_TEXT_MAX];
-    RW_DEBUG("conn %u (%s): %s: %s; closing after %llu queued bytes", c->index,
-             rw__conn_peer(c, peer, sizeof(peer)), rw_close_reason_name(why),
-             err ? strerror(-err) : "closed by the application",
-             (unsigned long long)rw__outq_bytes(&c->outq));
+    RW_DEBUG("conn %u (%s): %s%s; closing after %llu queued bytes", c->index,
+             rw__conn_peer(c, peer, sizeof(peer)),
+             why == RW_CLOSE_PROTOCOL  ? "protocol error: "
+             : why == RW_CLOSE_HANDLER ? "handler error: "
+                                       : "closed by the application",
+             err ? strerror(-err) : "", (unsigned long long)rw__outq_bytes(&c->outq));
     c->flags |= RW_CONN_PROTO_ERROR;
     c->flags &= (uint16_t)~RW_CONN_CLOSE_REQ;
     if (c->why == RW_CLOSE_PEER)

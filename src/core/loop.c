@@ -380,7 +380,7 @@ void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes)
 /* ---- setup ---- */
 
 int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
-                  const int *listen_fds, uint32_t listen_count)
+                  const int *listen_fds, uint32_t listen_count, int wake_fd)
 {
     RW_ASSERT(listen_count >= 1);
     RW_ASSERT(listen_count <= RW_LISTEN_MAX);
@@ -414,18 +414,12 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
     rw__block_pool_init(&loop->pool, RW_BLOCK_POOL_CACHE_MAX);
     loop->pool.acct = &loop->mem;
     loop->trim_due_ms = loop->now_ms + RW_TRIM_INTERVAL_MS;
-    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (loop->wake_fd < 0) {
-        rc = -errno;
-        goto err_wheel;
-    }
+    loop->wake_fd = wake_fd; /* the server's: open until rw_server_destroy (signal-safe stop) */
     rc = loop->ops->init(loop, &loop->be);
     if (rc < 0)
-        goto err_wake;
+        goto err_wheel;
     return 0; /* not accepting yet: rw__loop_run starts it */
 
-err_wake:
-    close(loop->wake_fd);
 err_wheel:
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
@@ -440,7 +434,6 @@ void rw__loop_destroy(struct rw_loop *loop)
 {
     RW_ASSERT(loop->open_count == 0);
     loop->ops->destroy(loop->be);
-    close(loop->wake_fd);
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);

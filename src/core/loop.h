@@ -65,7 +65,7 @@ struct rw_loop {
 
     int listen_fds[RW_LISTEN_MAX]; /* one per --listen address, all in SO_REUSEPORT groups */
     uint32_t listen_count;
-    int wake_fd; /* eventfd: the main thread wakes us for stop */
+    int wake_fd; /* eventfd (the server's, not closed here): rw_server_stop wakes us */
     bool accepting;
     uint64_t accept_resume_ms; /* 0: no backoff pending */
     bool draining;
@@ -90,10 +90,11 @@ struct rw_loop {
 
 /*
  * Allocate the table, wheel and pool, start the backend; do not accept yet.
+ * wake_fd: an eventfd the caller owns and keeps open past rw__loop_destroy.
  * 0 or -errno (logs nothing).
  */
 int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
-                  const int *listen_fds, uint32_t listen_count);
+                  const int *listen_fds, uint32_t listen_count, int wake_fd);
 /*
  * Start accepting (unless stop is already set), then run until drained after
  * a stop request. 0 or -errno on a fatal backend failure.

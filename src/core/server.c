@@ -1,12 +1,13 @@
 /*
  * The library's server (include/ringwire/ringwire.h): rw_server_start picks
  * the backend, opens the listeners and starts one worker thread per
- * opt.threads (each its own loop, listeners, table, timers, buffers), plus a
- * control thread (server_stats.c) and, with metrics, the metrics thread.
+ * opt.threads (each its own loop, listeners, table, timers, buffers), plus,
+ * with stats_interval_ms, a control thread for the periodic stats line
+ * (server_stats.c) and, with metrics, the metrics thread.
  * Every thread it creates starts with every signal blocked, so the program's
  * sigwait or handlers see them; the library installs no handler and changes
- * no disposition. rw_server_stop is async-signal-safe: a flag and an eventfd
- * write; the control thread turns it into worker wakes. Counters are read
+ * no disposition. rw_server_stop is async-signal-safe: a flag and a write to
+ * each worker's eventfd, which the server keeps open until destroy. Counters are read
  * with relaxed loads, never locked.
  */
 #include "server_int.h"
@@ -15,6 +16,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/eventfd.h>
@@ -83,17 +85,12 @@ static void *worker_main(void *arg)
     if (shared->cfg->cpu_affinity)
         rw__server_pin_to_cpu(w->id);
     /* Rings are created here: SINGLE_ISSUER ties a ring to the thread that made it. */
-    int rc = rw__loop_init(&w->loop, shared, w->id, w->listen_fds, shared->cfg->listen_count);
+    int rc = rw__loop_init(&w->loop, shared, w->id, w->listen_fds, shared->cfg->listen_count,
+                           w->wake_fd);
     report_init(w, rc);
     if (rc < 0)
         return NULL;
-    pthread_mutex_lock(&w->server->mu);
-    w->running = true;
-    pthread_mutex_unlock(&w->server->mu);
     if (!wait_for_siblings(w->server)) {
-        pthread_mutex_lock(&w->server->mu);
-        w->running = false;
-        pthread_mutex_unlock(&w->server->mu);
         rw__loop_destroy(&w->loop); /* a sibling failed: this one never accepts */
         return NULL;
     }
@@ -103,9 +100,6 @@ static void *worker_main(void *arg)
         w->run_rc = rc;
         rw_server_stop(w->server); /* the control thread drains the other workers */
     }
-    pthread_mutex_lock(&w->server->mu);
-    w->running = false; /* no more wakes: its eventfd closes now */
-    pthread_mutex_unlock(&w->server->mu);
     rw__loop_destroy(&w->loop);
     /* After the join the thread's clock is gone: leave the final figure behind. */
     (void)rw__stats_thread_cpu(&w->loop.stats, pthread_self(), gettid());
@@ -243,17 +237,19 @@ static int start_workers(struct rw_server *srv, bool quiet)
     return failed;
 }
 
+static void wake_workers(struct rw_server *srv)
+{
+    for (unsigned i = 0; i < srv->count; i++) {
+        uint64_t one = 1;
+        (void)!write(srv->workers[i].wake_fd, &one, sizeof(one));
+    }
+}
+
 /* Tell every worker to stop (they have not accepted yet) and join them. */
 static void stop_workers(struct rw_server *srv)
 {
     atomic_store_explicit(&srv->shared.stop, true, memory_order_release);
-    pthread_mutex_lock(&srv->mu);
-    for (unsigned i = 0; i < srv->count; i++) {
-        uint64_t one = 1;
-        if (srv->workers[i].running)
-            (void)!write(srv->workers[i].loop.wake_fd, &one, sizeof(one));
-    }
-    pthread_mutex_unlock(&srv->mu);
+    wake_workers(srv);
     for (unsigned i = 0; i < srv->count; i++)
         pthread_join(srv->workers[i].thread, NULL);
 }
@@ -321,6 +317,9 @@ static void server_free(struct rw_server *srv)
     close_listeners(srv);
     if (srv->stop_fd >= 0)
         close(srv->stop_fd);
+    for (unsigned i = 0; srv->workers && i < srv->alloc_count; i++)
+        if (srv->workers[i].wake_fd >= 0)
+            close(srv->workers[i].wake_fd);
     pthread_mutex_destroy(&srv->mu);
     pthread_cond_destroy(&srv->cv);
     free(srv->workers);
@@ -377,11 +376,20 @@ RW_API int rw_server_start(const struct rw_options *opt, const struct rw_handler
                       strerror(srv->stop_fd < 0 ? errno : ENOMEM));
         goto fail;
     }
+    srv->alloc_count = srv->count;
     for (unsigned i = 0; i < srv->count; i++) {
         srv->workers[i].server = srv;
         srv->workers[i].id = (int)i;
+        srv->workers[i].wake_fd = -1;
         for (uint32_t a = 0; a < RW_LISTEN_MAX; a++)
             srv->workers[i].listen_fds[a] = -1;
+    }
+    for (unsigned i = 0; i < srv->count; i++) {
+        srv->workers[i].wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (srv->workers[i].wake_fd < 0) {
+            rc = srv_fail(srv, -errno, "eventfd: %s", strerror(errno));
+            goto fail;
+        }
     }
     rc = start_serving(srv);
     if (rc < 0)
@@ -397,14 +405,16 @@ RW_API int rw_server_start(const struct rw_options *opt, const struct rw_handler
         stop_workers(srv);
         goto fail;
     }
-    rc = pthread_create(&srv->ctl_thread, NULL, rw__server_ctl_main, srv);
+    /* The periodic stats line runs on a thread of its own, only when asked for. */
+    rc = cfg->stats_interval_ms ? pthread_create(&srv->ctl_thread, NULL, rw__server_ctl_main, srv)
+                                : 0;
     if (rc != 0) {
         rc = srv_fail(srv, -rc, "pthread_create: %s", strerror(rc));
         rw__metrics_stop(srv->metrics);
         stop_workers(srv);
         goto fail;
     }
-    srv->ctl_started = true;
+    srv->ctl_started = cfg->stats_interval_ms != 0;
     pthread_sigmask(SIG_SETMASK, &caller, NULL);
     RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
             srv->shared.ops->name, srv->count, cfg->max_conns, cfg->max_frame_bytes);
@@ -454,11 +464,13 @@ RW_API unsigned rw_server_threads(const struct rw_server *srv)
     return srv->count;
 }
 
-/* Async-signal-safe: an atomic store and a write(2) to an eventfd open until destroy. */
+/* Async-signal-safe: atomic stores and write(2)s to eventfds open until destroy. */
 RW_API void rw_server_stop(struct rw_server *srv)
 {
     int saved = errno; /* a signal handler's caller must not see it change */
     atomic_store(&srv->stop_requested, true);
+    atomic_store_explicit(&srv->shared.stop, true, memory_order_release);
+    wake_workers(srv);
     uint64_t one = 1;
     (void)!write(srv->stop_fd, &one, sizeof(one));
     errno = saved;
@@ -468,8 +480,13 @@ RW_API int rw_server_wait(struct rw_server *srv)
 {
     RW_ASSERT(!srv->waited);
     srv->waited = true;
-    /* The control thread returns once stopped and every worker was told to drain. */
-    pthread_join(srv->ctl_thread, NULL);
+    /* Until rw_server_stop (or a worker's failure, which calls it). */
+    while (!atomic_load(&srv->stop_requested)) {
+        struct pollfd p = {.fd = srv->stop_fd, .events = POLLIN};
+        (void)poll(&p, 1, -1);
+    }
+    if (srv->ctl_started)
+        pthread_join(srv->ctl_thread, NULL);
     rw__metrics_stop(srv->metrics); /* before the join: it reads the workers' CPU clocks */
     srv->metrics = NULL;
     atomic_store_explicit(&srv->shared.stop, true, memory_order_release);

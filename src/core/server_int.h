@@ -28,7 +28,7 @@ struct worker {
     int init_rc;
     int run_rc;
     bool reported;
-    bool running;           /* under server mu: its loop runs (wake_fd is open) */
+    int wake_fd;            /* eventfd its loop watches; the server's until destroy */
     _Atomic pid_t tid;      /* for the other threads' reads of this worker's CPU time */
     _Atomic bool cpu_final; /* the worker stored its own CPU time as it exited */
 };
@@ -38,7 +38,8 @@ struct rw_server {
     char *stats_json;
     struct rw_shared shared;
     struct worker *workers;
-    unsigned count;
+    unsigned count;       /* workers started (joined) */
+    unsigned alloc_count; /* workers allocated (their wake_fd closed at destroy) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     /* Under mu: start_workers saw every worker report; run_ok says whether all set up. */
@@ -84,8 +85,8 @@ void rw__server_stats_report(struct rw_server *srv, enum stats_to_log to_log);
 /* The metrics thread's collector (metrics.h). */
 unsigned rw__server_metrics_collect(void *ctx, struct rw_stats *total, struct rw_stats **per);
 /*
- * The control thread: every stats_interval_ms a stats line; on rw_server_stop it logs
- * the drain and wakes every worker that still runs. Exits after the stop.
+ * The control thread (only with stats_interval_ms): every interval a stats line, until
+ * rw_server_stop.
  */
 void *rw__server_ctl_main(void *arg);
 

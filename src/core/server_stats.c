@@ -2,10 +2,9 @@
  * The server's counters and reports (server_int.h): the relaxed reads of
  * every worker's stats, summed; the stats line and --stats-json; the public
  * rw_server_counters / rw_server_log_stats; and the control thread, which
- * writes the periodic stats (stats_interval_ms) and turns rw_server_stop into
- * worker wakes. That thread is the library's own, so a program's signal
- * handling never has to call back into it; it blocks every signal like the
- * workers (rw_server_start creates every thread with them blocked).
+ * writes the periodic stats line (stats_interval_ms; no thread without it).
+ * It blocks every signal like the workers (rw_server_start creates every
+ * thread with them blocked).
  */
 #include "server_int.h"
 
@@ -107,18 +106,6 @@ RW_API void rw_server_log_stats(struct rw_server *srv, bool per_worker)
     rw__server_stats_report(srv, per_worker ? STATS_LOG_ALL : STATS_LOG_TOTAL);
 }
 
-/* Wake every worker whose loop still runs (under mu: a worker leaving closes its eventfd). */
-static void wake_workers(struct rw_server *srv)
-{
-    pthread_mutex_lock(&srv->mu);
-    for (unsigned i = 0; i < srv->count; i++) {
-        uint64_t one = 1;
-        if (srv->workers[i].running)
-            (void)!write(srv->workers[i].loop.wake_fd, &one, sizeof(one));
-    }
-    pthread_mutex_unlock(&srv->mu);
-}
-
 void *rw__server_ctl_main(void *arg)
 {
     struct rw_server *srv = arg;
@@ -137,8 +124,5 @@ void *rw__server_ctl_main(void *arg)
         struct pollfd p = {.fd = srv->stop_fd, .events = POLLIN};
         (void)poll(&p, 1, timeout);
     }
-    RW_INFO("draining (up to %llu ms)", (unsigned long long)srv->opt.drain_timeout_ms);
-    atomic_store_explicit(&srv->shared.stop, true, memory_order_release);
-    wake_workers(srv);
     return NULL;
 }
