@@ -125,9 +125,11 @@ enum rw_close_reason {
     RW_CLOSE_TCP_TIMEOUT,   /* --tcp-user-timeout / keepalive gave up */
     RW_CLOSE_DEAD,          /* the peer was found gone (liveness sweep) */
     RW_CLOSE_PROTOCOL,      /* a bad frame (over --max-frame, below zero), after every reply */
-    RW_CLOSE_HANDLER,       /* on_frame returned an error, after every reply already queued */
+    RW_CLOSE_HANDLER,       /* on_frame returned an error, after every reply already queued
+                               (counted as closed_protocol) */
     RW_CLOSE_MEMORY,        /* --max-memory: one of the largest consumers */
-    RW_CLOSE_PROXY,         /* --proxy-protocol: a bad or missing PROXY header */
+    RW_CLOSE_PROXY,         /* --proxy-protocol: a bad or missing PROXY header (such a
+                               connection never reaches on_open: not reported today) */
     RW_CLOSE_APP,           /* rw_conn_close */
     RW_CLOSE_SHUTDOWN,      /* the server stopped (drain ended or timed out) */
 };
@@ -214,7 +216,12 @@ RW_API unsigned rw_server_threads(const struct rw_server *srv);
  * then the workers exit. Any thread; async-signal-safe; idempotent.
  */
 RW_API void rw_server_stop(struct rw_server *srv);
-/* Block until the workers have exited. 0, or -EIO when one failed at run time (logged). */
+/*
+ * Block until rw_server_stop was called (or a worker failed) and the workers
+ * have exited. 0, or -EIO when one failed at run time (logged). Once only.
+ * The periodic stats line (stats_interval_ms) runs on a library thread of
+ * its own, started only when that option is set.
+ */
 RW_API int rw_server_wait(struct rw_server *srv);
 /* Free everything (after rw_server_wait). */
 RW_API void rw_server_destroy(struct rw_server *srv);

@@ -228,12 +228,18 @@ RW_API unsigned rw_conn_worker(const struct rw_conn *c)
 RW_API const char *rw_close_reason_name(enum rw_close_reason reason)
 {
     static const char *const names[] = {
-        [RW_CLOSE_PEER] = "peer",       [RW_CLOSE_ERROR] = "error",
-        [RW_CLOSE_IDLE] = "idle",       [RW_CLOSE_FRAME_TIMEOUT] = "frame_timeout",
-        [RW_CLOSE_TCP_TIMEOUT] = "tcp_timeout", [RW_CLOSE_DEAD] = "dead",
-        [RW_CLOSE_PROTOCOL] = "protocol", [RW_CLOSE_HANDLER] = "handler",
-        [RW_CLOSE_MEMORY] = "memory",   [RW_CLOSE_PROXY] = "proxy",
-        [RW_CLOSE_APP] = "app",         [RW_CLOSE_SHUTDOWN] = "shutdown",
+        [RW_CLOSE_PEER] = "peer",
+        [RW_CLOSE_ERROR] = "error",
+        [RW_CLOSE_IDLE] = "idle",
+        [RW_CLOSE_FRAME_TIMEOUT] = "frame_timeout",
+        [RW_CLOSE_TCP_TIMEOUT] = "tcp_timeout",
+        [RW_CLOSE_DEAD] = "dead",
+        [RW_CLOSE_PROTOCOL] = "protocol",
+        [RW_CLOSE_HANDLER] = "handler",
+        [RW_CLOSE_MEMORY] = "memory",
+        [RW_CLOSE_PROXY] = "proxy",
+        [RW_CLOSE_APP] = "app",
+        [RW_CLOSE_SHUTDOWN] = "shutdown",
     };
     if ((unsigned)reason >= sizeof(names) / sizeof(names[0]) || !names[reason])
         return "unknown";

@@ -194,10 +194,11 @@ static int check_ranges(const struct rw_options *o, char *err, size_t err_bytes)
     CHECK(o->stats_interval_ms <= DURATION_MAX_MS, "--stats-interval: exceeds 30 days");
     CHECK(o->tcp_user_timeout_ms <= RW_TCP_USER_TIMEOUT_MAX_MS,
           "--tcp-user-timeout: exceeds the kernel's limit of %ums", RW_TCP_USER_TIMEOUT_MAX_MS);
-    CHECK(o->keepalive_idle_s <= RW_KEEPALIVE_MAX_S, "--keepalive: exceeds the kernel's limit of %us",
-          RW_KEEPALIVE_MAX_S);
-    CHECK(o->max_frame_bytes <= RW_FRAME_MAX_BYTES_CEILING, "--max-frame: %u exceeds the limit of %u",
-          o->max_frame_bytes, RW_FRAME_MAX_BYTES_CEILING);
+    CHECK(o->keepalive_idle_s <= RW_KEEPALIVE_MAX_S,
+          "--keepalive: exceeds the kernel's limit of %us", RW_KEEPALIVE_MAX_S);
+    CHECK(o->max_frame_bytes <= RW_FRAME_MAX_BYTES_CEILING,
+          "--max-frame: %u exceeds the limit of %u", o->max_frame_bytes,
+          RW_FRAME_MAX_BYTES_CEILING);
     CHECK(o->max_conns >= 1 && o->max_conns <= RW_CONNS_MAX, "--max-conns: %u is not in 1..%u",
           o->max_conns, RW_CONNS_MAX);
     CHECK(o->backlog >= 1 && o->backlog <= INT_MAX, "--backlog: %u is not in 1..%d", o->backlog,
@@ -211,7 +212,8 @@ static int check_ranges(const struct rw_options *o, char *err, size_t err_bytes)
     CHECK(!o->stats_json_path || (o->stats_json_path[0] != '\0' &&
                                   strlen(o->stats_json_path) + sizeof(".tmp") <= PATH_MAX),
           "--stats-json: needs a file name shorter than %zu bytes", (size_t)PATH_MAX - 4);
-    CHECK(!o->metrics || o->metrics_addr.ss_family == AF_INET || o->metrics_addr.ss_family == AF_INET6,
+    CHECK(!o->metrics || o->metrics_addr.ss_family == AF_INET ||
+              o->metrics_addr.ss_family == AF_INET6,
           "--metrics: not an IPv4 or IPv6 address");
     CHECK(o->buf_count >= 1 && o->buf_count <= RW_URING_BUF_COUNT_MAX &&
               (o->buf_count & (o->buf_count - 1)) == 0,
@@ -250,7 +252,7 @@ RW_API int rw_options_check(const struct rw_options *opt, char *err, size_t err_
 }
 
 int rw__options_check_fit(const struct rw_options *cfg, uint64_t phys_bytes, char *err,
-                         size_t err_bytes)
+                          size_t err_bytes)
 {
     RW_ASSERT(cfg != NULL);
     if (phys_bytes == 0)

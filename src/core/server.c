@@ -158,8 +158,7 @@ static int open_listeners(struct rw_server *srv)
         RW_WARN("--backlog %u exceeds net.core.somaxconn (%d): the kernel clamps it; raise it with "
                 "sysctl -w net.core.somaxconn=%u",
                 cfg->backlog, somaxconn, cfg->backlog);
-    for (uint32_t a = 0; a < cfg->listen_count; a++)
-    {
+    for (uint32_t a = 0; a < cfg->listen_count; a++) {
         int rc = open_address(srv, a);
         if (rc < 0)
             return rc;
@@ -222,7 +221,8 @@ static int start_workers(struct rw_server *srv, bool quiet)
         if (srv->workers[i].init_rc < 0 && !failed) {
             failed = srv->workers[i].init_rc;
             char why[512];
-            rw__server_describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why, sizeof(why));
+            rw__server_describe_setup_error(srv->shared.cfg, srv->shared.ops, failed, why,
+                                            sizeof(why));
             if (quiet && !rw__server_is_fd_limit(failed))
                 RW_WARN("worker %u: %s setup: %s", i, srv->shared.ops->name, why);
             else
@@ -253,7 +253,6 @@ static void stop_workers(struct rw_server *srv)
     for (unsigned i = 0; i < srv->count; i++)
         pthread_join(srv->workers[i].thread, NULL);
 }
-
 
 RW_API const char *rw_version(void)
 {
@@ -398,9 +397,9 @@ RW_API int rw_server_start(const struct rw_options *opt, const struct rw_handler
     format_bound(srv, addr_text, sizeof(addr_text));
     srv->meta.backend = srv->shared.ops->name; /* auto may have fallen back to epoll */
     struct rw_metrics_source msrc = {rw__server_metrics_collect, srv, &srv->meta};
-    if (cfg->metrics && (rc = rw__metrics_start(&srv->metrics,
-                                                (const struct sockaddr *)&cfg->metrics_addr,
-                                                cfg->metrics_addr_len, &msrc)) < 0) {
+    if (cfg->metrics &&
+        (rc = rw__metrics_start(&srv->metrics, (const struct sockaddr *)&cfg->metrics_addr,
+                                cfg->metrics_addr_len, &msrc)) < 0) {
         srv_fail(srv, rc, "--metrics: %s", strerror(-rc));
         stop_workers(srv);
         goto fail;
@@ -449,9 +448,8 @@ RW_API uint16_t rw_server_port(const struct rw_server *srv, unsigned i)
     if (i >= srv->address_count)
         return 0;
     const void *sa = &srv->bound[i];
-    return ntohs(srv->bound[i].ss_family == AF_INET6
-                     ? ((const struct sockaddr_in6 *)sa)->sin6_port
-                     : ((const struct sockaddr_in *)sa)->sin_port);
+    return ntohs(srv->bound[i].ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+                                                     : ((const struct sockaddr_in *)sa)->sin_port);
 }
 
 RW_API const char *rw_server_backend(const struct rw_server *srv)

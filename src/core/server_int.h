@@ -67,9 +67,8 @@ void rw__server_pin_to_cpu(int worker_id);
 /* Out of descriptors: the process's limit (EMFILE) or the system's (ENFILE). */
 bool rw__server_is_fd_limit(int err);
 /* Why a worker's loop setup failed (err), with the remedy where one is known. */
-void rw__server_describe_setup_error(const struct rw_options *cfg,
-                                     const struct rw_backend_ops *ops, int err, char *buf,
-                                     size_t bytes);
+void rw__server_describe_setup_error(const struct rw_options *cfg, const struct rw_backend_ops *ops,
+                                     int err, char *buf, size_t bytes);
 /* Raise the soft RLIMIT_NOFILE towards what cfg needs (logged). */
 void rw__server_fit_nofile(const struct rw_options *cfg);
 

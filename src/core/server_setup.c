@@ -46,7 +46,7 @@ bool rw__server_is_fd_limit(int err)
 
 /* Why a worker's loop setup failed, with the remedy where we know one. */
 void rw__server_describe_setup_error(const struct rw_options *cfg, const struct rw_backend_ops *ops,
-                                 int err, char *buf, size_t bytes)
+                                     int err, char *buf, size_t bytes)
 {
     struct rlimit rl;
     if (err == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
