@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <ringwire/export.h>
+
 enum rw_length_order { RW_LENGTH_BIG = 0, RW_LENGTH_LITTLE = 1 };
 
 /* Most bytes before the length field (struct rw_framing.offset). */
@@ -44,7 +46,7 @@ struct rw_framing {
  * whose largest value still adjusts to a length >= 0. Else -EINVAL. The functions below
  * take only framings that pass this check.
  */
-int rw_framing_check(const struct rw_framing *f);
+RW_API int rw_framing_check(const struct rw_framing *f);
 
 /* Bytes of the header: the offset bytes and the length field. */
 static inline uint32_t rw_framing_header_bytes(const struct rw_framing *f)
@@ -67,7 +69,7 @@ struct rw_frame {
  * the adjusted length exceeds max_bytes (a field too large for any adjustment included),
  * -EPROTO when it adjusts below zero. *out is untouched unless a frame is returned.
  */
-ssize_t rw_framing_parse(const struct rw_framing *f, const uint8_t *buf, size_t len,
+RW_API ssize_t rw_framing_parse(const struct rw_framing *f, const uint8_t *buf, size_t len,
                          uint32_t max_bytes, struct rw_frame *out);
 
 /*
@@ -75,15 +77,15 @@ ssize_t rw_framing_parse(const struct rw_framing *f, const uint8_t *buf, size_t 
  * bytes): offset zero bytes, then the field holding payload_len - adjust. Returns the header
  * bytes, or -ERANGE when that value is negative or does not fit the field (nothing written).
  */
-int rw_framing_put_header(const struct rw_framing *f, uint8_t *out, uint32_t payload_len);
+RW_API int rw_framing_put_header(const struct rw_framing *f, uint8_t *out, uint32_t payload_len);
 
 /* The default framing, as before framing became configurable. */
 #define RW_FRAME_HEADER_BYTES 4u
 
 /* rw_framing_parse under RW_FRAMING_DEFAULT (-EMSGSIZE is its only error). */
-ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame);
+RW_API ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame);
 
 /* Write the 4-byte network-order header for a payload of len bytes. */
-void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len);
+RW_API void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * The ringwire program's command line (cli.h): one table of options, each
  * with a setter that validates its value and writes one field of struct
- * rw_config (or the action). Nothing here prints or exits; every error names
+ * rw_options (or the action). Nothing here prints or exits; every error names
  * the option first and says why, and main turns it into exit status 2. Value
  * syntax is values.c's; --listen names are resolved here, at parse time, so a
  * name that does not resolve is a configuration error (exit 2, the
@@ -127,42 +127,42 @@ static int opt_choice(const struct opt_ctx *o, const char *const names[], size_t
 
 /* ---- setters: one per option, each validates o->value and writes its field ---- */
 
-static int set_help(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_help(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)cfg;
     *o->action = RW_CLI_HELP;
     return 0;
 }
 
-static int set_version(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_version(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)cfg;
     *o->action = RW_CLI_VERSION;
     return 0;
 }
 
-static int set_probe(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_probe(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)cfg;
     *o->action = RW_CLI_PROBE;
     return 0;
 }
 
-static int set_cpu_affinity(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_cpu_affinity(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)o;
     cfg->cpu_affinity = true;
     return 0;
 }
 
-static int set_proxy_protocol(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_proxy_protocol(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)o;
     cfg->proxy_protocol = true;
     return 0;
 }
 
-static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_backend(struct rw_options *cfg, const struct opt_ctx *o)
 {
     /* Indexed by enum rw_backend_kind. */
     static const char *const names[] = {"auto", "uring", "epoll"};
@@ -175,52 +175,23 @@ static int set_backend(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-/*
- * Each --listen adds its addresses (the first replaces the default). An address given twice
- * with the same non-zero port is refused: the second set of listeners would only join the
- * first one's SO_REUSEPORT group, silently.
- */
-static int set_listen(struct rw_config *cfg, const struct opt_ctx *o)
+/* Each --listen adds its addresses (the first replaces the default); rw_options_add_listen. */
+static int set_listen(struct rw_options *cfg, const struct opt_ctx *o)
 {
-    unsigned have = cfg->listen_given ? cfg->listen_count : 0;
-    struct rw_listen got[RW_LISTEN_MAX];
-    unsigned n = 0;
-    char why[192];
-    int rc = rw__resolve_listen(o->value, got, RW_LISTEN_MAX - have, &n, why, sizeof(why));
-    if (rc == -E2BIG)
-        return fail(o, "too many addresses: '%s' makes more than %u in all", o->value,
-                    RW_LISTEN_MAX);
-    if (rc < 0)
-        return fail(o, "bad address '%s': %s", o->value, why);
-    for (unsigned i = 0; i < n; i++) {
-        const struct sockaddr_in *a = (const struct sockaddr_in *)&got[i].addr;
-        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&got[i].addr;
-        bool ephemeral = (a->sin_family == AF_INET6 ? a6->sin6_port : a->sin_port) == 0;
-        for (unsigned j = 0; j < have && !ephemeral; j++)
-            if (cfg->listen[j].addr_len == got[i].addr_len &&
-                memcmp(&cfg->listen[j].addr, &got[i].addr, got[i].addr_len) == 0)
-                return fail(o, "'%s' repeats an address of '%s'", o->value, cfg->listen[j].text);
-    }
-    for (unsigned i = 0; i < n; i++) {
-        struct rw_listen *l = &cfg->listen[have + i];
-        memset(l, 0, sizeof(*l)); /* whole bytes: configs compare with memcmp (the unit tests) */
-        snprintf(l->text, sizeof(l->text), "%s", o->value);
-        memcpy(&l->addr, &got[i].addr, got[i].addr_len);
-        l->addr_len = got[i].addr_len;
-    }
-    cfg->listen_count = have + n;
-    cfg->listen_given = true;
+    char why[RW_LISTEN_TEXT_MAX + 256];
+    if (rw_options_add_listen(cfg, o->value, why, sizeof(why)) < 0)
+        return fail(o, "%s", why);
     return 0;
 }
 
-static int set_ipv6_dual_stack(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_ipv6_dual_stack(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)o;
     cfg->ipv6_dual_stack = true;
     return 0;
 }
 
-static int set_threads(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_threads(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_number(o, 1, RW_THREADS_MAX, &v);
@@ -229,17 +200,17 @@ static int set_threads(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_idle_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_idle_timeout(struct rw_options *cfg, const struct opt_ctx *o)
 {
     return opt_duration(o, &cfg->idle_timeout_ms);
 }
 
-static int set_frame_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_frame_timeout(struct rw_options *cfg, const struct opt_ctx *o)
 {
     return opt_duration(o, &cfg->frame_timeout_ms);
 }
 
-static int set_tcp_user_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_tcp_user_timeout(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_duration(o, &v);
@@ -252,7 +223,7 @@ static int set_tcp_user_timeout(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_keepalive(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_keepalive(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_duration(o, &v);
@@ -263,26 +234,21 @@ static int set_keepalive(struct rw_config *cfg, const struct opt_ctx *o)
                     o->value);
     if (v / 1000 > RW_KEEPALIVE_MAX_S)
         return fail(o, "%s exceeds the kernel's limit of %us", o->value, RW_KEEPALIVE_MAX_S);
-    cfg->keepalive_idle_s = (uint32_t)(v / 1000);
-    cfg->keepalive_intvl_s = 0;
-    cfg->keepalive_probes = 0;
-    if (cfg->keepalive_idle_s > 0)
-        rw__keepalive_schedule(cfg->keepalive_idle_s, &cfg->keepalive_intvl_s,
-                               &cfg->keepalive_probes);
+    cfg->keepalive_idle_s = (uint32_t)(v / 1000); /* the probe schedule: loop.c */
     return 0;
 }
 
-static int set_drain_timeout(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_drain_timeout(struct rw_options *cfg, const struct opt_ctx *o)
 {
     return opt_duration(o, &cfg->drain_timeout_ms);
 }
 
-static int set_stats_interval(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_stats_interval(struct rw_options *cfg, const struct opt_ctx *o)
 {
     return opt_duration(o, &cfg->stats_interval_ms);
 }
 
-static int set_max_frame(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_max_frame(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_size(o, 0, RW_FRAME_MAX_BYTES_CEILING, &v);
@@ -292,7 +258,7 @@ static int set_max_frame(struct rw_config *cfg, const struct opt_ctx *o)
 }
 
 /* --length-bytes, --length-order, --length-offset, --length-adjust (framing.c). */
-static int set_framing(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_framing(struct rw_options *cfg, const struct opt_ctx *o)
 {
     char why[160];
     if (rw__framing_parse_option(&cfg->framing, o->name, o->value, why, sizeof(why)) < 0)
@@ -300,7 +266,7 @@ static int set_framing(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_max_conns(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_max_conns(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_number(o, 1, RW_CONNS_MAX, &v);
@@ -309,7 +275,7 @@ static int set_max_conns(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_backlog(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_backlog(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_number(o, 1, INT_MAX, &v);
@@ -318,12 +284,12 @@ static int set_backlog(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_write_buffer(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_write_buffer(struct rw_options *cfg, const struct opt_ctx *o)
 {
     return opt_size(o, 1, WRITE_BUFFER_MAX_BYTES, &cfg->write_buffer_bytes);
 }
 
-static int set_max_memory(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_max_memory(struct rw_options *cfg, const struct opt_ctx *o)
 {
     char floor[32];
     uint64_t v = 0;
@@ -337,7 +303,7 @@ static int set_max_memory(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_stats_json(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_stats_json(struct rw_options *cfg, const struct opt_ctx *o)
 {
     if (o->value[0] == '\0')
         return fail(o, "needs a file name");
@@ -348,7 +314,7 @@ static int set_stats_json(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_log_level(struct rw_options *cfg, const struct opt_ctx *o)
 {
     /* Indexed by enum rw_log_level. */
     static const char *const names[] = {"error", "warn", "info", "debug"};
@@ -361,7 +327,7 @@ static int set_log_level(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_log_format(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_log_format(struct rw_options *cfg, const struct opt_ctx *o)
 {
     /* Indexed by enum rw_log_format. */
     static const char *const names[] = {"auto", "plain", "journal"};
@@ -375,14 +341,14 @@ static int set_log_format(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_log_timestamps(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_log_timestamps(struct rw_options *cfg, const struct opt_ctx *o)
 {
     (void)o;
     cfg->log_timestamps = true;
     return 0;
 }
 
-static int set_metrics(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_metrics(struct rw_options *cfg, const struct opt_ctx *o)
 {
     if (rw__parse_listen(o->value, &cfg->metrics_addr, &cfg->metrics_addr_len) < 0)
         return fail(o, "bad address '%s' (numeric HOST:PORT, e.g. 127.0.0.1:9464 or [::1]:9464)",
@@ -391,7 +357,7 @@ static int set_metrics(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_buf_count(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_number(o, 1, RW_URING_BUF_COUNT_MAX, &v);
@@ -404,7 +370,7 @@ static int set_buf_count(struct rw_config *cfg, const struct opt_ctx *o)
     return 0;
 }
 
-static int set_buf_size(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_buf_size(struct rw_options *cfg, const struct opt_ctx *o)
 {
     uint64_t v = 0;
     int rc = opt_size(o, BUF_SIZE_MIN_BYTES, RW_URING_BUF_SIZE_MAX, &v);
@@ -413,7 +379,7 @@ static int set_buf_size(struct rw_config *cfg, const struct opt_ctx *o)
     return rc;
 }
 
-static int set_uring_features(struct rw_config *cfg, const struct opt_ctx *o)
+static int set_uring_features(struct rw_options *cfg, const struct opt_ctx *o)
 {
     char why[256];
     if (rw__uring_features_parse(o->value, &cfg->uring_features, why, sizeof(why)) < 0)
@@ -425,7 +391,7 @@ struct opt_def {
     const char *name;  /* long form, "--listen" */
     const char *alias; /* short form, "-h", or NULL */
     bool takes_value;
-    int (*set)(struct rw_config *cfg, const struct opt_ctx *o);
+    int (*set)(struct rw_options *cfg, const struct opt_ctx *o);
 };
 
 /* Keep in the order of the --help text. */
@@ -517,8 +483,8 @@ int rw__cli_parse(struct rw_cli *cli, int argc, char *const argv[], char *err, s
     RW_ASSERT(argc == 0 || argv != NULL);
     RW_ASSERT(err != NULL);
     RW_ASSERT(err_bytes > 0);
-    struct rw_config *cfg = &cli->cfg;
-    rw__config_defaults(cfg);
+    struct rw_options *cfg = &cli->cfg;
+    rw_options_init(cfg);
     cli->action = RW_CLI_RUN;
     err[0] = '\0';
     for (int i = 1; i < argc; i++) {
@@ -537,6 +503,6 @@ int rw__cli_parse(struct rw_cli *cli, int argc, char *const argv[], char *err, s
         rw__framing_validate(&cfg->framing, cfg->max_frame_bytes, err, err_bytes) < 0)
         return -EINVAL;
     if (cli->action == RW_CLI_RUN)
-        return rw__config_check_fit(cfg, rw__machine_memory_bytes(), err, err_bytes);
+        return rw__options_check_fit(cfg, rw__machine_memory_bytes(), err, err_bytes);
     return 0;
 }

@@ -1,6 +1,6 @@
 /*
  * The ringwire program's command line: the option table of SPEC.md parsed
- * into struct rw_config plus what the program should do (cli.c), and the
+ * into struct rw_options plus what the program should do (cli.c), and the
  * --help text (cli_help.c). Parsing never prints and never exits: errors come
  * back as -EINVAL with a message naming the option and why; main prints it
  * and exits 2.
@@ -14,22 +14,13 @@
 
 #include "options.h"
 
-/*
- * Durations become deadlines as now_ms + timeout_ms (conn.c), so they need a
- * ceiling far below UINT64_MAX; 30 days is longer than any sane timeout.
- * (Belongs in rw_limits.h next to the other ceilings.)
- */
-#define DURATION_MAX_MS (30ull * 24 * 60 * 60 * 1000)
-/* --write-buffer ceiling: 1 GiB of queued replies per connection. */
-#define WRITE_BUFFER_MAX_BYTES (1ull << 30)
-/* --buf-size floor: smaller provided buffers would cost a CQE per few bytes. */
-#define BUF_SIZE_MIN_BYTES 64u
+/* DURATION_MAX_MS, WRITE_BUFFER_MAX_BYTES, BUF_SIZE_MIN_BYTES: rw_limits.h (rw_options_check). */
 
 enum rw_cli_action { RW_CLI_RUN = 0, RW_CLI_HELP, RW_CLI_VERSION, RW_CLI_PROBE };
 
 struct rw_cli {
     enum rw_cli_action action; /* -h/--help, -V/--version, --probe; else run */
-    struct rw_config cfg;
+    struct rw_options cfg;
 };
 
 /*
@@ -46,7 +37,7 @@ void rw__cli_usage(FILE *out);
  * the process runs under now (RLIMIT_NOFILE soft/hard), what --max-conns
  * needs, and what the server will do about it at start.
  */
-void rw__cli_usage_nofile(const struct rw_config *cfg, FILE *out);
+void rw__cli_usage_nofile(const struct rw_options *cfg, FILE *out);
 
 /* bytes in the largest unit that divides them ("1M", "64K", "100"), for messages and --help. */
 const char *rw__cli_size_text(uint64_t bytes, char *buf, size_t buf_bytes);

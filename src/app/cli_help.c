@@ -156,7 +156,7 @@ static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)
     return buf;
 }
 
-void rw__cli_usage_nofile(const struct rw_config *cfg, FILE *out)
+void rw__cli_usage_nofile(const struct rw_options *cfg, FILE *out)
 {
     RW_ASSERT(cfg != NULL);
     RW_ASSERT(out != NULL);

@@ -60,7 +60,7 @@ static int ur_setup_ring(struct ur_backend *ur)
 
 static int ur_init(struct rw_loop *loop, void **out_be)
 {
-    const struct rw_config *cfg = rw__loop_config(loop);
+    const struct rw_options *cfg = rw__loop_config(loop);
     int worker_id = rw__loop_worker_id(loop);
     struct ur_backend *ur = calloc(1, sizeof(*ur));
     if (!ur)

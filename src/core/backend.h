@@ -70,7 +70,7 @@ void rw__backend_probe_print(FILE *out);
 
 /* ---- the loop, as a backend sees it: read once at init and cached ---- */
 
-const struct rw_config *rw__loop_config(const struct rw_loop *loop);
+const struct rw_options *rw__loop_config(const struct rw_loop *loop);
 int rw__loop_worker_id(const struct rw_loop *loop);
 /* The listen fds (one per --listen address), *count of them; fixed for the loop's life. */
 const int *rw__loop_listen_fds(const struct rw_loop *loop, uint32_t *count);

@@ -14,8 +14,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <ringwire/frame.h>
-#include <ringwire/handler.h>
+#include <ringwire/ringwire.h>
 
 #include "rw_assert.h"
 #include "backend.h"
@@ -27,7 +26,7 @@
 
 static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *c)
 {
-    const struct rw_config *cfg = loop->cfg;
+    const struct rw_options *cfg = loop->cfg;
     uint64_t deadline = UINT64_MAX;
     if (cfg->idle_timeout_ms)
         deadline = c->last_active_ms + cfg->idle_timeout_ms;
@@ -125,12 +124,48 @@ static void conn_release(struct rw_conn *c)
     rw__stat_add(&loop->stats, RW_STAT_CLOSED, 1);
 }
 
+/* What the application is told (on_close) for a close counted as reason (NO_REASON: c->why). */
+static enum rw_close_reason close_reason(const struct rw_conn *c, enum rw_stat reason)
+{
+    /* A close decided earlier (after replies, drain) keeps its reason whatever ends it. */
+    if (c->why != RW_CLOSE_PEER)
+        return (enum rw_close_reason)c->why;
+    switch (reason) {
+    case RW_STAT_REAPED_IDLE:
+        return RW_CLOSE_IDLE;
+    case RW_STAT_REAPED_FRAME_TIMEOUT:
+        return RW_CLOSE_FRAME_TIMEOUT;
+    case RW_STAT_REAPED_TCP_TIMEOUT:
+        return RW_CLOSE_TCP_TIMEOUT;
+    case RW_STAT_REAPED_DEAD:
+        return RW_CLOSE_DEAD;
+    case RW_STAT_CLOSED_PROTOCOL:
+        return RW_CLOSE_PROTOCOL;
+    case RW_STAT_CLOSED_MEMORY:
+        return RW_CLOSE_MEMORY;
+    case RW_STAT_CLOSED_PROXY:
+        return RW_CLOSE_PROXY;
+    case RW_STAT_CLOSED_ERROR:
+        return RW_CLOSE_ERROR;
+    default:
+        return RW_CLOSE_PEER;
+    }
+}
+
 /* Start closing; the slot is freed when the backend releases it. Do not touch c after. */
 void rw__conn_close(struct rw_conn *c, enum rw_stat reason)
 {
     struct rw_loop *loop = c->loop;
     RW_ASSERT(c->state == RW_CONN_OPEN);
     c->state = RW_CONN_CLOSING;
+    if (c->opened) {
+        /* Exactly once: a connection closes once (OPEN -> CLOSING). Its queued replies (and
+         * rw_conn_send_ref's releases) are cleared after, at release. */
+        c->opened = false;
+        const struct rw_handler *h = loop->shared->handler;
+        if (h->on_close)
+            h->on_close(c, close_reason(c, reason));
+    }
     rw__wheel_cancel(&loop->wheel, &c->timer);
     if (c->flags & RW_CONN_MEM_PAUSED) {
         c->flags &= (uint16_t)~RW_CONN_MEM_PAUSED;
@@ -148,6 +183,31 @@ void rw__conn_on_released(struct rw_conn *c)
     conn_release(c);
 }
 
+bool rw__conn_app_open(struct rw_conn *c)
+{
+    const struct rw_handler *h = c->loop->shared->handler;
+    c->user = NULL;
+    c->why = RW_CLOSE_PEER;
+    if (h->on_open) {
+        int rc = h->on_open(c);
+        if (rc < 0) {
+            char peer[RW_PEER_TEXT_MAX];
+            RW_DEBUG("conn %u (%s): refused by on_open: %s", c->index,
+                     rw__conn_peer(c, peer, sizeof(peer)), strerror(-rc));
+            rw__conn_close(c, NO_REASON); /* not opened: no on_close */
+            return false;
+        }
+    }
+    c->opened = true;
+    if (c->flags & RW_CONN_CLOSE_REQ) {
+        rw__conn_close_after_replies(c, RW_CLOSE_APP, 0);
+        return false;
+    }
+    if (!rw__outq_empty(&c->outq))
+        rw__loop_mark_dirty(c); /* a greeting from on_open */
+    return true;
+}
+
 /* Every reply is out: FIN, then (after a protocol error) linger briefly for the peer's FIN. */
 static void conn_shut_wr(struct rw_conn *c)
 {
@@ -161,18 +221,30 @@ static void conn_shut_wr(struct rw_conn *c)
 }
 
 /*
- * A bad frame: stop parsing, answer what came before (the ordinary timeouts apply while they
- * drain), then FIN and wait briefly for the peer's (conn_shut_wr).
+ * A bad frame, an error from on_frame or rw_conn_close (why): stop parsing, answer what came
+ * before (the ordinary timeouts apply while they drain), then FIN and wait briefly for the
+ * peer's (conn_shut_wr). Bad frames and handler errors count as closed_protocol; an
+ * application's close counts as an ordinary one.
  */
-static void conn_protocol_error(struct rw_conn *c, int err)
+void rw__conn_close_after_replies(struct rw_conn *c, enum rw_close_reason why, int err)
 {
     struct rw_loop *loop = c->loop;
+    RW_ASSERT(c->state == RW_CONN_OPEN);
+    if (c->flags & RW_CONN_PROTO_ERROR)
+        return; /* already closing after its replies */
     char peer[RW_PEER_TEXT_MAX];
-    RW_DEBUG("conn %u (%s): protocol error: %s; closing after %llu queued bytes", c->index,
-             rw__conn_peer(c, peer, sizeof(peer)), strerror(-err),
-             (unsigned long long)rw__outq_bytes(&c->outq));
+    RW_DEBUG("conn %u (%s): %s%s; closing after %llu queued bytes", c->index,
+             rw__conn_peer(c, peer, sizeof(peer)),
+             why == RW_CLOSE_PROTOCOL  ? "protocol error: "
+             : why == RW_CLOSE_HANDLER ? "handler error: "
+                                       : "closed by the application",
+             err ? strerror(-err) : "", (unsigned long long)rw__outq_bytes(&c->outq));
     c->flags |= RW_CONN_PROTO_ERROR;
-    rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
+    c->flags &= (uint16_t)~RW_CONN_CLOSE_REQ;
+    if (c->why == RW_CLOSE_PEER)
+        c->why = (uint8_t)why;
+    if (why != RW_CLOSE_APP)
+        rw__stat_add(&loop->stats, RW_STAT_CLOSED_PROTOCOL, 1);
     conn_reasm_reset(c);
     rw__conn_resume(c, READ_PAUSE_FLAGS); /* read on, to discard: a full receive queue stalls FIN */
     if (rw__outq_empty(&c->outq))
@@ -244,23 +316,20 @@ void rw__conn_flush(struct rw_conn *c)
 
 /* ---- data, EOF, sends and errors: callbacks from backends (backend.h) ---- */
 
-/*
- * What deliver_frame needs, and the handler's error kept apart from the
- * reassembler's own: rw__reasm_feed returns either, and a handler's -ENOMEM
- * is, by handler.h's contract, a reason to close after the replies queued
- * before it (like any handler error), not an out-of-memory close at once.
- */
-struct deliver_ctx {
-    struct rw_conn *c;
-    int handler_rc;
-};
-
+/* The reassembler's callback: one frame to the handler, unless the conn is closing already. */
 static int deliver_frame(void *ctx, const struct rw_frame *frame)
 {
-    struct deliver_ctx *d = ctx;
-    rw__stat_add(&d->c->loop->stats, RW_STAT_FRAMES_IN, 1);
-    d->handler_rc = d->c->loop->shared->handler->on_frame(d->c, frame);
-    return d->handler_rc;
+    struct rw_conn *c = ctx;
+    struct rw_loop *loop = c->loop;
+    if (c->flags & RW_CONN_CLOSE_REQ)
+        return -ECANCELED; /* rw_conn_close: input after it is ignored */
+    rw__stat_add(&loop->stats, RW_STAT_FRAMES_IN, 1);
+    /* The handler's error kept apart from the reassembler's own (rw__reasm_feed returns
+     * either): a handler's -ENOMEM closes after its earlier replies, not at once. */
+    int rc = loop->shared->handler->on_frame(c, frame);
+    if (rc < 0)
+        loop->handler_rc = rc;
+    return rc;
 }
 
 void rw__conn_on_data(struct rw_conn *c, const uint8_t *data, size_t len)
@@ -287,26 +356,37 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
             return;
         data += took;
         len -= (size_t)took;
+        if (c->state != RW_CONN_OPEN || (c->flags & RW_CONN_PROTO_ERROR))
+            return; /* on_open refused or closed it */
     }
 
     uint64_t frames_before = rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN);
     uint32_t pending_before = rw__reasm_pending(&c->reasm);
     uint32_t cap_before = c->reasm.cap;
-    struct deliver_ctx d = {.c = c, .handler_rc = 0};
     loop->rx_cur = buf;
+    loop->frame_conn = c;
+    loop->handler_rc = 0;
     int rc = rw__reasm_feed(&c->reasm, &loop->cfg->framing, data, len, loop->cfg->max_frame_bytes,
-                            deliver_frame, &d);
+                            deliver_frame, c);
+    int handler_rc = loop->handler_rc;
+    loop->frame_conn = NULL;
     loop->rx_cur = NULL;
     conn_reasm_account(c, cap_before);
-    if (rc == -ENOMEM && d.handler_rc == 0) {
+    if (c->state != RW_CONN_OPEN)
+        return;
+    if (c->flags & RW_CONN_CLOSE_REQ) {
+        rw__conn_close_after_replies(c, RW_CLOSE_APP, 0);
+    } else if (handler_rc < 0) {
+        /* The handler's error, -ENOMEM too: its earlier replies go out, then FIN. */
+        rw__conn_close_after_replies(c, RW_CLOSE_HANDLER, handler_rc);
+    } else if (rc == -ENOMEM) {
         char peer[RW_PEER_TEXT_MAX];
         RW_WARN("conn %u (%s): out of memory reassembling a frame; closing", c->index,
                 rw__conn_peer(c, peer, sizeof(peer)));
         rw__conn_close(c, RW_STAT_CLOSED_ERROR);
         return;
-    }
-    if (rc < 0) {
-        conn_protocol_error(c, rc);
+    } else if (rc < 0) {
+        rw__conn_close_after_replies(c, RW_CLOSE_PROTOCOL, rc);
     } else if (rw__reasm_pending(&c->reasm) &&
                (pending_before == 0 ||
                 rw__stat_get(&loop->stats, RW_STAT_FRAMES_IN) != frames_before)) {
@@ -379,87 +459,6 @@ void rw__conn_on_writable(struct rw_conn *c)
 {
     if (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq))
         rw__loop_mark_dirty(c);
-}
-
-/*
- * Zero-copy reply: body lies in the receive buffer being parsed, so send it from there (the
- * buffer is held until the bytes are sent) instead of copying it. header (header_len bytes,
- * may be 0) goes before it: when the same bytes lie right before body (an echo's, the
- * request's own header), header and body go as one reference, and pipelined replies from
- * one buffer merge into one entry; else header is copied. The caller decided the reply is
- * large enough to be worth it (RW_ZC_MIN_BYTES of payload). Returns 1 when queued by
- * reference, 0 to copy instead, -ENOMEM when a copied header was queued and its body
- * could not be.
- */
-static int send_by_ref(struct rw_conn *c, const uint8_t *header, uint32_t header_len,
-                       const uint8_t *body, size_t len)
-{
-    struct rw_loop *loop = c->loop;
-    const struct rw_rxbuf *rx = loop->rx_cur;
-    if (!rx || len == 0 || body < rx->base || body + len > rx->base + rx->len)
-        return 0;
-    const uint8_t *start = body;
-    if (header_len > 0 && body >= rx->base + header_len &&
-        memcmp(body - header_len, header, header_len) == 0)
-        start = body - header_len;
-    bool copy_header = start == body && header_len > 0;
-    bool merges = copy_header ? false : rw__outq_ext_continues(&c->outq, start, rx->owner, rx->id);
-    if (!merges) {
-        if (c->outq.ext_count >= RW_ZC_HOLDS_PER_CONN)
-            return 0;
-        if (!rx->hold(rx->owner, rx->id)) {
-            rw__stat_add(&loop->stats, RW_STAT_ZC_COPIED_LOW, 1);
-            return 0;
-        }
-        if (copy_header && rw__outq_append(&c->outq, &loop->pool, header, header_len) < 0) {
-            rx->release(rx->owner, rx->id);
-            return 0;
-        }
-    }
-    size_t bytes = (size_t)(body + len - start);
-    int rc =
-        rw__outq_append_ext(&c->outq, &loop->pool, start, bytes, rx->release, rx->owner, rx->id);
-    if (rc < 0) {
-        rx->release(rx->owner, rx->id);
-        /* A header copied above stays queued: the body must follow it, copied. */
-        return copy_header ? (rw__outq_append(&c->outq, &loop->pool, body, len) < 0 ? -ENOMEM : 1)
-                           : 0;
-    }
-    if (rc == 1 && !merges)
-        rx->release(rx->owner, rx->id); /* it merged after all: one hold is enough */
-    rw__stat_add(&loop->stats, RW_STAT_ZC_REPLIES, 1);
-    return 1;
-}
-
-/* Queue header + body by reference when send_by_ref takes them, else copied. */
-static int conn_send(struct rw_conn *c, const uint8_t *header, uint32_t header_len,
-                     const uint8_t *body, size_t len, bool zc_worth_it)
-{
-    int rc = zc_worth_it ? send_by_ref(c, header, header_len, body, len) : 0;
-    if (rc == 0)
-        rc = rw__outq_append2(&c->outq, &c->loop->pool, header, header_len, body, len);
-    if (rc < 0)
-        return rc;
-    rw__stat_add(&c->loop->stats, RW_STAT_FRAMES_OUT, 1);
-    return 0;
-}
-
-int rw_conn_send_frame(struct rw_conn *c, const void *payload, uint32_t len)
-{
-    RW_ASSERT(c->state == RW_CONN_OPEN);
-    uint8_t header[RW_FRAMING_HEADER_MAX];
-    int hl = rw_framing_put_header(&c->loop->cfg->framing, header, len);
-    if (hl < 0)
-        return hl;
-    return conn_send(c, header, (uint32_t)hl, payload, len, len >= c->loop->zc_min_bytes);
-}
-
-int rw_conn_send_raw(struct rw_conn *c, const void *bytes, size_t len)
-{
-    RW_ASSERT(c->state == RW_CONN_OPEN);
-    /* The threshold is on payload bytes: raw bytes count as one frame's header + payload. */
-    uint32_t hl = rw_framing_header_bytes(&c->loop->cfg->framing);
-    return conn_send(c, NULL, 0, bytes, len, len >= (size_t)c->loop->zc_min_bytes + hl);
 }
 
 /* ---- idle, frame-deadline and linger timeouts ---- */

@@ -8,6 +8,7 @@
 #ifndef RW_CONN_H
 #define RW_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "outq.h"
@@ -33,6 +34,7 @@ enum rw_conn_flag {
     RW_CONN_MEM_PAUSED = 1u << 5, /* --max-memory reached while its buffers grew: not reading */
     RW_CONN_PEER_DONE = 1u << 6,  /* the peer sent FIN or RST while paused: read the rest */
     RW_CONN_PROXY_WAIT = 1u << 7, /* --proxy-protocol: its PROXY header is not in yet */
+    RW_CONN_CLOSE_REQ = 1u << 8,  /* rw_conn_close during on_frame: close once it returns */
 };
 
 struct rw_conn {
@@ -54,6 +56,12 @@ struct rw_conn {
     uint8_t *proxy_buf;
     uint16_t proxy_len;
     struct rw_proxy_addr client; /* family 0: none given; the socket's peer is the client */
+    /* The application's view (include/ringwire/ringwire.h): its pointer, whether on_open
+     * accepted it (so on_close is owed), and why it is closing when that was decided before
+     * the close itself (a protocol or handler error, rw_conn_close, a drain; else the peer). */
+    void *user;
+    bool opened;
+    uint8_t why; /* enum rw_close_reason */
 };
 
 #endif

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <ringwire/ringwire.h>
+
 #include "conn.h"
 #include "loop.h"
 #include "rw_limits.h"
@@ -52,6 +54,17 @@ void rw__conn_close(struct rw_conn *c, enum rw_stat reason);
 void rw__conn_pause(struct rw_conn *c, uint16_t why);
 /* Drop the reasons in `why`; reading resumes once no reason is left. */
 void rw__conn_resume(struct rw_conn *c, uint16_t why);
+/*
+ * Close c once its queued replies went out (FIN, linger, close), ignoring further input;
+ * on_close gets why (a protocol or handler error counts as closed_protocol). err: the cause,
+ * for the debug log (0: rw_conn_close). Must not run inside c's frame delivery.
+ */
+void rw__conn_close_after_replies(struct rw_conn *c, enum rw_close_reason why, int err);
+/*
+ * c is the application's now (accepted, its PROXY header read): on_open. False when on_open
+ * refused it (closed, no on_close owed) or called rw_conn_close; c may be gone then.
+ */
+bool rw__conn_app_open(struct rw_conn *c);
 /* Hand c's queued replies to the backend until it takes no more; may close c. */
 void rw__conn_flush(struct rw_conn *c);
 /* The wheel's callback for a connection's timer (ctx: the loop). */

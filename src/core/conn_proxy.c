@@ -63,5 +63,7 @@ ssize_t rw__conn_proxy_header(struct rw_conn *c, const uint8_t *data, size_t len
     RW_DEBUG("conn %u (%s): PROXY v%u %s via %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
              info.version, info.local ? "LOCAL" : "client",
              rw__conn_sock_peer(c, via, sizeof(via)));
+    if (!rw__conn_app_open(c))
+        return -1;
     return (ssize_t)((size_t)rc - held);
 }

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum rw_log_level { RW_LOG_ERROR = 0, RW_LOG_WARN, RW_LOG_INFO, RW_LOG_DEBUG };
+#include <ringwire/ringwire.h> /* enum rw_log_level, enum rw_log_format */
 
 /*
  * --log-format: auto is journal when stderr is the journal (systemd sets
@@ -17,7 +17,6 @@ enum rw_log_level { RW_LOG_ERROR = 0, RW_LOG_WARN, RW_LOG_INFO, RW_LOG_DEBUG };
  * the syslog priority first ("<3>" error, "<4>" warn, "<6>" info, "<7>" debug),
  * which journald strips and files the line under.
  */
-enum rw_log_format { RW_LOG_FORMAT_AUTO = 0, RW_LOG_FORMAT_PLAIN, RW_LOG_FORMAT_JOURNAL };
 
 void rw__log_set_level(enum rw_log_level level);
 enum rw_log_level rw__log_get_level(void);

@@ -72,7 +72,7 @@ static int set_tcp_opt(int fd, int level, int name, int value)
  */
 static void conn_set_sockopts(struct rw_loop *loop, int fd)
 {
-    const struct rw_config *cfg = loop->cfg;
+    const struct rw_options *cfg = loop->cfg;
     /* Replies are batched per loop turn by us; Nagle would only add delay. */
     (void)set_tcp_opt(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     int rc = 0;
@@ -84,11 +84,13 @@ static void conn_set_sockopts(struct rw_loop *loop, int fd)
     if (rc == 0 && cfg->keepalive_idle_s) {
         what = "SO_KEEPALIVE";
         /* Schedule first, then switch it on, so the first probe follows the new idle time. */
+        uint32_t intvl_s = 0, probes = 0;
+        rw__keepalive_schedule(cfg->keepalive_idle_s, &intvl_s, &probes);
         rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPIDLE, (int)cfg->keepalive_idle_s);
         if (rc == 0)
-            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)cfg->keepalive_intvl_s);
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPINTVL, (int)intvl_s);
         if (rc == 0)
-            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)cfg->keepalive_probes);
+            rc = set_tcp_opt(fd, IPPROTO_TCP, TCP_KEEPCNT, (int)probes);
         if (rc == 0)
             rc = set_tcp_opt(fd, SOL_SOCKET, SO_KEEPALIVE, 1);
     }
@@ -132,6 +134,9 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     c->frame_started_ms = 0;
     c->linger_until_ms = 0;
     memset(&c->client, 0, sizeof(c->client));
+    c->opened = false; /* the application's once rw__conn_app_open says so */
+    c->user = NULL;
+    c->why = RW_CLOSE_PEER;
     if (loop->cfg->proxy_protocol) {
         c->flags |= RW_CONN_PROXY_WAIT;
         c->frame_started_ms = c->last_active_ms; /* the header's deadline counts from here */
@@ -150,7 +155,10 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
         RW_DEBUG("conn %u (%s): start reading: %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
                  strerror(-rc));
         rw__conn_close(c, RW_STAT_CLOSED_ERROR);
+        return;
     }
+    if (!loop->cfg->proxy_protocol)
+        (void)rw__conn_app_open(c); /* under --proxy-protocol: once its header is in */
 }
 
 void rw__loop_on_accept_error(struct rw_loop *loop, int err)
@@ -203,8 +211,11 @@ static void drain_quiet_conns(struct rw_loop *loop)
             (c->flags & RW_CONN_PROTO_ERROR))
             continue;
         int unread = 0;
-        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0)
+        if (ioctl(c->fd, SIOCINQ, &unread) == 0 && unread == 0) {
+            if (c->why == RW_CLOSE_PEER)
+                c->why = RW_CLOSE_SHUTDOWN;
             rw__conn_close(c, NO_REASON);
+        }
     }
 }
 
@@ -215,6 +226,8 @@ static void force_close_all(struct rw_loop *loop)
     for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
         if (c->state == RW_CONN_OPEN) {
+            if (c->why == RW_CLOSE_PEER)
+                c->why = RW_CLOSE_SHUTDOWN;
             rw__conn_close(c, NO_REASON);
             forced++;
         }
@@ -303,7 +316,7 @@ int rw__loop_run(struct rw_loop *loop)
 
 /* ---- the loop as a backend sees it (backend.h) ---- */
 
-const struct rw_config *rw__loop_config(const struct rw_loop *loop)
+const struct rw_options *rw__loop_config(const struct rw_loop *loop)
 {
     return loop->cfg;
 }
@@ -347,7 +360,7 @@ void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes)
 /* ---- setup ---- */
 
 int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
-                  const int *listen_fds, uint32_t listen_count)
+                  const int *listen_fds, uint32_t listen_count, int wake_fd)
 {
     RW_ASSERT(listen_count >= 1);
     RW_ASSERT(listen_count <= RW_LISTEN_MAX);
@@ -381,18 +394,12 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
     rw__block_pool_init(&loop->pool, RW_BLOCK_POOL_CACHE_MAX);
     loop->pool.acct = &loop->mem;
     loop->trim_due_ms = loop->now_ms + RW_TRIM_INTERVAL_MS;
-    loop->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (loop->wake_fd < 0) {
-        rc = -errno;
-        goto err_wheel;
-    }
+    loop->wake_fd = wake_fd; /* the server's: open until rw_server_destroy (signal-safe stop) */
     rc = loop->ops->init(loop, &loop->be);
     if (rc < 0)
-        goto err_wake;
+        goto err_wheel;
     return 0; /* not accepting yet: rw__loop_run starts it */
 
-err_wake:
-    close(loop->wake_fd);
 err_wheel:
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
@@ -407,7 +414,6 @@ void rw__loop_destroy(struct rw_loop *loop)
 {
     RW_ASSERT(loop->open_count == 0);
     loop->ops->destroy(loop->be);
-    close(loop->wake_fd);
     rw__block_pool_destroy(&loop->pool);
     rw__wheel_destroy(&loop->wheel);
     rw__mem_account_destroy(&loop->mem);

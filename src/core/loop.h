@@ -26,17 +26,18 @@ struct rw_rxbuf;
 
 /* State shared by all workers of one server process. */
 struct rw_shared {
-    const struct rw_config *cfg;
+    const struct rw_options *cfg;
     const struct rw_handler *handler;
+    void *ctx; /* rw_server_start's, for rw_conn_server_ctx */
     const struct rw_backend_ops *ops;
     _Atomic uint32_t conns_open; /* process-wide, for --max-conns */
     struct rw_mem_budget mem;    /* process-wide, for --max-memory */
-    _Atomic bool stop;           /* SIGTERM/SIGINT seen: drain */
+    _Atomic bool stop;           /* rw_server_stop: drain */
 };
 
 struct rw_loop {
     struct rw_shared *shared;
-    const struct rw_config *cfg;
+    const struct rw_options *cfg;
     const struct rw_backend_ops *ops;
     void *be; /* backend state */
     int worker_id;
@@ -64,7 +65,7 @@ struct rw_loop {
 
     int listen_fds[RW_LISTEN_MAX]; /* one per --listen address, all in SO_REUSEPORT groups */
     uint32_t listen_count;
-    int wake_fd; /* eventfd: the main thread wakes us for stop */
+    int wake_fd; /* eventfd (the server's, not closed here): rw_server_stop wakes us */
     bool accepting;
     uint64_t accept_resume_ms; /* 0: no backoff pending */
     bool draining;
@@ -77,6 +78,10 @@ struct rw_loop {
     /* Zero-copy replies: the receive buffer being parsed (NULL outside rw__conn_on_data_buf or
      * when the backend lends none), and the smallest reply sent from it by reference. */
     const struct rw_rxbuf *rx_cur;
+    /* The connection whose frames are being delivered (NULL outside), and the first error
+     * its on_frame returned: the handler's errors are told from the reassembler's. */
+    struct rw_conn *frame_conn;
+    int handler_rc;
     uint32_t zc_min_bytes;
     bool clock_fresh; /* now_ms was read since the backend's wait returned */
 
@@ -85,10 +90,11 @@ struct rw_loop {
 
 /*
  * Allocate the table, wheel and pool, start the backend; do not accept yet.
+ * wake_fd: an eventfd the caller owns and keeps open past rw__loop_destroy.
  * 0 or -errno (logs nothing).
  */
 int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
-                  const int *listen_fds, uint32_t listen_count);
+                  const int *listen_fds, uint32_t listen_count, int wake_fd);
 /*
  * Start accepting (unless stop is already set), then run until drained after
  * a stop request. 0 or -errno on a fatal backend failure.

@@ -220,6 +220,18 @@ bool rw__outq_ext_continues(const struct rw_outq *q, const uint8_t *data, void *
     return e->owner == owner && e->id == id && e->ext + e->b.end == data;
 }
 
+int rw__outq_ext_reserve(struct rw_block_pool *pool)
+{
+    if (pool->ext_free)
+        return 0;
+    struct rw_ext *e = malloc(sizeof(*e));
+    if (!e)
+        return -ENOMEM;
+    e->b.next = NULL;
+    pool->ext_free = e;
+    return 0;
+}
+
 int rw__outq_append_ext(struct rw_outq *q, struct rw_block_pool *pool, const uint8_t *data,
                         size_t len, void (*release)(void *owner, uint32_t id), void *owner,
                         uint32_t id)

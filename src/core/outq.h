@@ -109,6 +109,8 @@ int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const s
 int rw__outq_append_ext(struct rw_outq *q, struct rw_block_pool *pool, const uint8_t *data,
                         size_t len, void (*release)(void *owner, uint32_t id), void *owner,
                         uint32_t id);
+/* A cached external entry, so the next rw__outq_append_ext cannot fail. 0 or -ENOMEM. */
+int rw__outq_ext_reserve(struct rw_block_pool *pool);
 /* Would data continue the tail external entry of (owner, id)? */
 bool rw__outq_ext_continues(const struct rw_outq *q, const uint8_t *data, void *owner, uint32_t id);
 /* Fill up to iov_max iovecs from the front; returns the count (0 iff empty). */

@@ -7,6 +7,7 @@
 
 #include <limits.h>
 #include <ringwire/frame.h>
+#include <ringwire/ringwire.h> /* RW_LISTEN_MAX */
 
 /* --max-frame: at most 1 GiB so header + payload always fits an int/ssize_t. */
 #define RW_FRAME_MAX_BYTES_CEILING (1u << 30)
@@ -88,13 +89,16 @@
 #define RW_KEEPALIVE_PROBES_MAX 127u
 /* --tcp-user-timeout ceiling: the kernel takes a non-negative int of milliseconds. */
 #define RW_TCP_USER_TIMEOUT_MAX_MS ((unsigned)INT_MAX)
+/* --listen addresses at most (RW_LISTEN_MAX) and their text: include/ringwire/ringwire.h. */
 /*
- * --listen: addresses at most, over every --listen and every address a name
- * resolves to; each worker holds one listener per address.
+ * Durations become deadlines as now_ms + timeout_ms (conn.c), so they need a
+ * ceiling far below UINT64_MAX; 30 days is longer than any sane timeout.
  */
-#define RW_LISTEN_MAX 16u
-/* --listen HOST:PORT as given, NUL included. */
-#define RW_LISTEN_TEXT_MAX 256u
+#define DURATION_MAX_MS (30ull * 24 * 60 * 60 * 1000)
+/* --write-buffer ceiling: 1 GiB of queued replies per connection. */
+#define WRITE_BUFFER_MAX_BYTES (1ull << 30)
+/* --buf-size floor: smaller provided buffers would cost a CQE per few bytes. */
+#define BUF_SIZE_MIN_BYTES 64u
 /* --threads ceiling. */
 #define RW_THREADS_MAX 256u
 /*

@@ -2,7 +2,7 @@
  * Optional io_uring features of the uring backend (--uring-features): each
  * has a name, a kernel probe and a fallback, and is on by default only where
  * it measured faster on this project's machine (kernel-notes/18-21). The
- * names and defaults are options (struct rw_config) and so live with the
+ * names and defaults are options (struct rw_options) and so live with the
  * core; the probing and printing are the backend's (backend/backends.h).
  * Implemented in backend/uring_features.c.
  */
@@ -14,12 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 
-enum rw_uring_feature {
-    RW_UF_ZC_REPLIES = 1u << 0, /* replies sent from the receive buffer they came in */
-    RW_UF_INC_BUFS = 1u << 1,   /* incremental provided-buffer consumption (6.12) */
-    RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
-    RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching: a turn waits past its own sends (6.12) */
-};
+#include <ringwire/ringwire.h> /* enum rw_uring_feature */
+
 #define RW_UF_ALL (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT)
 
 /*

@@ -12,12 +12,8 @@
 
 #include "rw_limits.h"
 
-/* One address to listen on: every worker opens one SO_REUSEPORT listener for it. */
-struct rw_listen {
-    char text[RW_LISTEN_TEXT_MAX]; /* the --listen it came from, as given: "localhost:7000" */
-    struct sockaddr_storage addr;  /* one address it resolved to */
-    socklen_t addr_len;
-};
+/* struct rw_listen: include/ringwire/ringwire.h (every worker opens one listener per address). */
+#include <ringwire/ringwire.h>
 
 /*
  * A whole decimal number: digits only (no sign, no spaces, no base prefix); *end points at the

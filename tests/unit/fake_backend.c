@@ -10,7 +10,8 @@
 #include <unistd.h>
 
 #include <ringwire/frame.h>
-#include <ringwire/handler.h>
+#include <ringwire/ringwire.h>
+#include <sys/eventfd.h>
 
 struct fake fake;
 
@@ -267,7 +268,9 @@ const struct rw_handler fake_handler = {.name = "fake", .on_frame = fake_on_fram
 
 /* ---- setup and driving ---- */
 
-void fake_setup(const struct rw_config *cfg)
+static int fake_wake_fd = -1;
+
+void fake_setup(const struct rw_options *cfg)
 {
     memset(&fake, 0, sizeof(fake));
     for (uint32_t i = 0; i < FAKE_SLOTS_MAX; i++)
@@ -284,7 +287,10 @@ void fake_setup(const struct rw_config *cfg)
     fake.shared.ops = &fake_ops;
     rw__mem_budget_init(&fake.shared.mem, fake.cfg.max_memory_bytes);
     int listen_fd = -1; /* the fake never touches it */
-    ck_assert_int_eq(rw__loop_init(&fake.loop, &fake.shared, 0, &listen_fd, 1), 0);
+    /* The wake eventfd is the server's (it outlives the loop): here the fake's. */
+    fake_wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    ck_assert_int_ge(fake_wake_fd, 0);
+    ck_assert_int_eq(rw__loop_init(&fake.loop, &fake.shared, 0, &listen_fd, 1, fake_wake_fd), 0);
 }
 
 void fake_teardown(void)
@@ -304,6 +310,8 @@ void fake_teardown(void)
     }
     ck_assert_int_eq(rc, 0);
     rw__loop_destroy(&fake.loop);
+    close(fake_wake_fd);
+    fake_wake_fd = -1;
     rw__now_ms_hook = NULL;
     for (uint32_t i = 0; i < FAKE_SLOTS_MAX; i++) {
         free(fake.wire[i]);

@@ -53,7 +53,7 @@ struct fake_ref {
 #define FAKE_SLOTS_MAX 16u
 
 struct fake {
-    struct rw_config cfg;
+    struct rw_options cfg;
     struct rw_shared shared;
     struct rw_loop loop;
     uint64_t now_ms; /* the loop's clock */
@@ -86,7 +86,7 @@ extern struct fake fake;
 extern const struct rw_handler fake_handler;
 
 /* cfg (from rw__config_defaults, then the test's changes) -> a loop on the fake backend. */
-void fake_setup(const struct rw_config *cfg);
+void fake_setup(const struct rw_options *cfg);
 /* Stop, drain (forcing past the deadline), destroy; closes the test's fds. */
 void fake_teardown(void);
 

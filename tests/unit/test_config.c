@@ -1,5 +1,5 @@
 /*
- * Unit tests for the command-line configuration (src/app/cli.c, src/core/values.c, src/core/options.c): defaults,
+ * Unit tests for the command line (src/app/cli.c) and the options (src/core/options.c): defaults,
  * every option in both "--opt value" and "--opt=value" form, the size,
  * duration and listen-address syntaxes, and every kind of bad input, which
  * must come back as -EINVAL with a message that names the option first.
@@ -34,18 +34,18 @@ static char arena[ARENA_BYTES];
 static char *args[ARGS_MAX + 1];
 static char err[512];
 
-/* The CLI's last parse: its action; the test reads the options as a struct rw_config. */
+/* The CLI's last parse: its action; the test reads the options as a struct rw_options. */
 static struct rw_cli last_cli;
 
 /* rw__cli_parse, with the options copied out whole (padding too: the tests memcmp them). */
-static int config_parse(struct rw_config *cfg, int argc, char *const argv[], char *e, size_t n)
+static int config_parse(struct rw_options *cfg, int argc, char *const argv[], char *e, size_t n)
 {
     int rc = rw__cli_parse(&last_cli, argc, argv, e, n);
     memcpy(cfg, &last_cli.cfg, sizeof(*cfg));
     return rc;
 }
 
-__attribute__((sentinel)) static int parse_args(struct rw_config *cfg, const char *first, ...)
+__attribute__((sentinel)) static int parse_args(struct rw_options *cfg, const char *first, ...)
 {
     size_t used = 0;
     int argc = 0;
@@ -74,11 +74,11 @@ __attribute__((sentinel)) static int parse_args(struct rw_config *cfg, const cha
 #define PARSE(cfg, ...) parse_args((cfg), __VA_ARGS__, (const char *)NULL)
 
 /* Parse one "--opt value" and the same as "--opt=value"; both must succeed alike. */
-static void parse_both(struct rw_config *cfg, const char *opt, const char *value)
+static void parse_both(struct rw_options *cfg, const char *opt, const char *value)
 {
     char joined[PATH_MAX + 64];
     snprintf(joined, sizeof(joined), "%s=%s", opt, value);
-    struct rw_config spaced;
+    struct rw_options spaced;
     ck_assert_msg(PARSE(&spaced, opt, value) == 0, "%s %s: %s", opt, value, err);
     ck_assert_msg(PARSE(cfg, joined) == 0, "%s: %s", joined, err);
     if (spaced.stats_json_path != NULL) {
@@ -92,7 +92,7 @@ static void parse_both(struct rw_config *cfg, const char *opt, const char *value
 /* value for opt is rejected in both forms, with a message "opt: ...containing...". */
 static void expect_bad(const char *opt, const char *value, const char *containing)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     char joined[PATH_MAX + 64];
     char prefix[64];
     snprintf(joined, sizeof(joined), "%s=%s", opt, value);
@@ -133,7 +133,7 @@ static void assert_v6(const struct sockaddr_storage *ss, socklen_t len, const ch
 
 START_TEST(test_config_defaults)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, NULL), 0);
     ck_assert_int_eq(last_cli.action, RW_CLI_RUN);
     ck_assert_int_eq(cfg.backend, RW_BACKEND_AUTO);
@@ -150,8 +150,7 @@ START_TEST(test_config_defaults)
     ck_assert_uint_eq(cfg.frame_timeout_ms, 30000);
     ck_assert_uint_eq(cfg.tcp_user_timeout_ms, 30000);
     ck_assert_uint_eq(cfg.keepalive_idle_s, 0);
-    ck_assert_uint_eq(cfg.keepalive_intvl_s, 0);
-    ck_assert_uint_eq(cfg.keepalive_probes, 0);
+    ck_assert_uint_eq(cfg.listen_count, 0); /* listen[0] is the default until one is added */
     ck_assert_uint_eq(cfg.max_frame_bytes, 1u << 20);
     ck_assert_uint_eq(cfg.max_conns, 10000);
     ck_assert_uint_eq(cfg.backlog, 4096);
@@ -163,17 +162,17 @@ START_TEST(test_config_defaults)
     ck_assert_uint_eq(cfg.buf_count, RW_URING_BUF_COUNT_DEFAULT);
     ck_assert_uint_eq(cfg.buf_size_bytes, RW_URING_BUF_SIZE_DEFAULT);
 
-    /* rw__config_defaults alone gives the same as parsing no options. */
-    struct rw_config d;
+    /* rw_options_init alone gives the same as parsing no options. */
+    struct rw_options d;
     memset(&d, 0xa5, sizeof(d));
-    rw__config_defaults(&d);
+    rw_options_init(&d);
     ck_assert_int_eq(memcmp(&d, &cfg, sizeof(d)), 0);
 }
 END_TEST
 
 START_TEST(test_config_every_option_both_forms)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     parse_both(&cfg, "--backend", "uring");
     ck_assert_int_eq(cfg.backend, RW_BACKEND_URING);
     parse_both(&cfg, "--backend", "epoll");
@@ -198,12 +197,12 @@ START_TEST(test_config_every_option_both_forms)
     ck_assert_uint_eq(cfg.tcp_user_timeout_ms, 0);
     parse_both(&cfg, "--keepalive", "30s");
     ck_assert_uint_eq(cfg.keepalive_idle_s, 30);
-    ck_assert_uint_eq(cfg.keepalive_intvl_s, 10);
-    ck_assert_uint_eq(cfg.keepalive_probes, 3);
+    uint32_t intvl_s = 0, probes = 0; /* the schedule loop.c sets from it */
+    rw__keepalive_schedule(cfg.keepalive_idle_s, &intvl_s, &probes);
+    ck_assert_uint_eq(intvl_s, 10);
+    ck_assert_uint_eq(probes, 3);
     parse_both(&cfg, "--keepalive", "0");
     ck_assert_uint_eq(cfg.keepalive_idle_s, 0);
-    ck_assert_uint_eq(cfg.keepalive_intvl_s, 0);
-    ck_assert_uint_eq(cfg.keepalive_probes, 0);
     parse_both(&cfg, "--max-frame", "64K");
     ck_assert_uint_eq(cfg.max_frame_bytes, 64u << 10);
     parse_both(&cfg, "--max-conns", "123");
@@ -237,7 +236,7 @@ END_TEST
 
 START_TEST(test_config_many_options_together)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--backend", "epoll", "--listen=[::]:0", "--threads", "2",
                            "--cpu-affinity", "--max-frame=0", "--idle-timeout", "0",
                            "--frame-timeout=0", "--log-level", "debug"),
@@ -259,7 +258,7 @@ END_TEST
 
 START_TEST(test_config_later_option_wins)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "--threads=5", "--listen", "1.2.3.4:1",
                            "--listen", "5.6.7.8:2"),
                      0);
@@ -276,9 +275,9 @@ END_TEST
 /* Several --listen, kept in order: numeric IPv4, IPv6, a scope id; duplicates and the bound. */
 START_TEST(test_config_listen_repeated)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, NULL), 0);
-    ck_assert_uint_eq(cfg.listen_count, 1);
+    ck_assert_uint_eq(cfg.listen_count, 0); /* none added: the default 127.0.0.1:7000 */
     ck_assert(!cfg.ipv6_dual_stack);
     ck_assert_int_eq(PARSE(&cfg, "--listen", "[::1]:9", "--listen=0.0.0.0:8", "--listen",
                            "[fe80::1%lo]:7", "--listen", "[::]:6", "--ipv6-dual-stack"),
@@ -349,7 +348,7 @@ static unsigned resolve_like_ringwire(const char *host, struct sockaddr_storage 
 /* Names (localhost, no DNS) and service names, through getaddrinfo; its reason on failure. */
 START_TEST(test_config_listen_names)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     struct sockaddr_storage want[RW_LISTEN_MAX];
     memset(want, 0, sizeof(want));
     unsigned n = resolve_like_ringwire("localhost", want, RW_LISTEN_MAX);
@@ -424,8 +423,8 @@ START_TEST(test_config_default_threads_follow_affinity)
     CPU_ZERO(&one);
     CPU_SET(first, &one);
     ck_assert_int_eq(sched_setaffinity(0, sizeof(one), &one), 0);
-    struct rw_config cfg;
-    rw__config_defaults(&cfg);
+    struct rw_options cfg;
+    rw_options_init(&cfg);
     uint32_t threads = cfg.threads;
     int parsed = PARSE(&cfg, NULL);
     uint32_t parsed_threads = cfg.threads;
@@ -434,7 +433,7 @@ START_TEST(test_config_default_threads_follow_affinity)
     ck_assert_int_eq(parsed, 0);
     ck_assert_uint_eq(parsed_threads, 1);
     /* And the whole mask again: as many as it holds. */
-    rw__config_defaults(&cfg);
+    rw_options_init(&cfg);
     long cpus = CPU_COUNT(&saved);
     ck_assert_uint_eq(cfg.threads, cpus > (long)RW_THREADS_MAX ? RW_THREADS_MAX : (uint32_t)cpus);
 }
@@ -442,7 +441,7 @@ END_TEST
 
 START_TEST(test_config_flags)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--proxy-protocol"), 0);
     ck_assert(cfg.proxy_protocol);
     ck_assert_int_eq(PARSE(&cfg, NULL), 0);
@@ -646,7 +645,7 @@ START_TEST(test_config_listen_ipv6_scope_id)
     rw__format_addr((const struct sockaddr *)&ss, text, sizeof(text));
     ck_assert_str_eq(text, "[::1]:7000");
 
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--listen", "[fe80::1%lo]:9"), 0);
     ck_assert_str_eq(cfg.listen[0].text, "[fe80::1%lo]:9");
     ck_assert_uint_eq(((const struct sockaddr_in6 *)&cfg.listen[0].addr)->sin6_scope_id, lo);
@@ -661,7 +660,7 @@ END_TEST
 /* What --max-conns needs in descriptors, and the --help lines that say so. */
 START_TEST(test_config_nofile_needed)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--max-conns", "10000", "--threads", "2"), 0);
     /* Each connection, then per worker a listener, eventfd, epoll/ring fd and slack. */
     ck_assert_uint_eq(rw__nofile_needed(&cfg), 10000 + 2 * (3 + 16) + 64);
@@ -725,7 +724,7 @@ START_TEST(test_config_listen_errors)
     expect_bad("--listen", "::1:7000", "brackets");
 
     /* A failed --listen leaves the earlier address in place. */
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--listen", "1.2.3.4:5", "--listen", "1.2.3.4:70000"), -EINVAL);
     ck_assert_str_eq(err, "--listen: bad address '1.2.3.4:70000': the port must be a number "
                           "from 0 to 65535");
@@ -740,7 +739,7 @@ END_TEST
 
 START_TEST(test_config_bounds)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     char text[64];
 
     snprintf(text, sizeof(text), "%u", RW_THREADS_MAX);
@@ -812,7 +811,7 @@ START_TEST(test_config_bad_values)
     expect_bad("--backend", "x", NULL);
     expect_bad("--backend", "", NULL);
     expect_bad("--backend", "URING", NULL);
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--backend", "x"), -EINVAL);
     ck_assert_str_eq(err, "--backend: must be uring, epoll or auto, not 'x'");
 
@@ -893,7 +892,7 @@ END_TEST
 
 START_TEST(test_config_unknown_option)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--foo"), -EINVAL);
     ck_assert_str_eq(err, "unknown option '--foo'");
     ck_assert_int_eq(PARSE(&cfg, "--foo=bar"), -EINVAL);
@@ -914,7 +913,7 @@ END_TEST
 
 START_TEST(test_config_missing_value)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     static const char *const valued[] = {
         "--backend",          "--listen",     "--threads",   "--idle-timeout", "--frame-timeout",
         "--max-frame",        "--max-conns",  "--backlog",   "--write-buffer", "--drain-timeout",
@@ -944,7 +943,7 @@ END_TEST
 
 START_TEST(test_config_positional)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "foo"), -EINVAL);
     ck_assert_str_eq(err, "unexpected argument 'foo' (ringwire takes only options)");
     ck_assert_int_eq(PARSE(&cfg, "--threads", "2", "extra"), -EINVAL);
@@ -960,7 +959,7 @@ END_TEST
 
 START_TEST(test_config_help_version)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "-h"), 0);
     ck_assert_int_eq(last_cli.action, RW_CLI_HELP);
     ck_assert_int_eq(PARSE(&cfg, "--help"), 0);
@@ -985,7 +984,7 @@ END_TEST
 /* --length-*: defaults, every value both forms, bad values naming the option, combinations. */
 START_TEST(test_config_framing)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     ck_assert_int_eq(PARSE(&cfg, "--threads", "1"), 0);
     const struct rw_framing def = RW_FRAMING_DEFAULT;
     ck_assert_uint_eq(cfg.framing.length_bytes, def.length_bytes);
@@ -1150,7 +1149,7 @@ END_TEST
 
 START_TEST(test_config_max_memory)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     /* The default: a quarter of the machine, or of a smaller cgroup limit, in whole MiB. */
     ck_assert_uint_eq(rw__default_max_memory(16ull << 30, 0), 4ull << 30);
     ck_assert_uint_eq(rw__default_max_memory(16ull << 30, 2ull << 30), 512ull << 20);
@@ -1158,7 +1157,7 @@ START_TEST(test_config_max_memory)
     ck_assert_uint_eq(rw__default_max_memory((1ull << 30) + 12345, 0), 256ull << 20);
     ck_assert_uint_eq(rw__default_max_memory(8u << 20, 0), RW_MEM_MIN_BYTES);
     ck_assert_uint_eq(rw__default_max_memory(0, 0), RW_MEM_MIN_BYTES);
-    rw__config_defaults(&cfg);
+    rw_options_init(&cfg);
     ck_assert_uint_ge(cfg.max_memory_bytes, RW_MEM_MIN_BYTES);
     ck_assert_uint_eq(cfg.max_memory_bytes % (1u << 20), 0);
 
@@ -1176,28 +1175,28 @@ END_TEST
 
 START_TEST(test_config_check_fit)
 {
-    struct rw_config cfg;
-    rw__config_defaults(&cfg);
+    struct rw_options cfg;
+    rw_options_init(&cfg);
     char msg[512];
     /* The defaults fit a small machine. */
-    ck_assert_int_eq(rw__config_check_fit(&cfg, 1ull << 30, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(rw__options_check_fit(&cfg, 1ull << 30, msg, sizeof(msg)), 0);
     /* Unknown machine memory: nothing to compare with. */
     cfg.threads = 256;
     cfg.buf_count = 32768;
     cfg.buf_size_bytes = 1u << 20;
-    ck_assert_int_eq(rw__config_check_fit(&cfg, 0, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(rw__options_check_fit(&cfg, 0, msg, sizeof(msg)), 0);
     /* 256 x 32768 x 1 MiB of provided buffers fit no machine: refused with the numbers. */
-    ck_assert_int_eq(rw__config_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), -EINVAL);
+    ck_assert_int_eq(rw__options_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), -EINVAL);
     ck_assert_msg(
         strstr(msg, "--threads 256 x --buf-count 32768 x --buf-size 1048576 = 8388608 MiB"), "%s",
         msg);
     ck_assert_msg(strstr(msg, "exceeds this machine's 65536 MiB"), "%s", msg);
     /* epoll has no provided buffers: the same numbers fit. */
     cfg.backend = RW_BACKEND_EPOLL;
-    ck_assert_int_eq(rw__config_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(rw__options_check_fit(&cfg, 64ull << 30, msg, sizeof(msg)), 0);
     /* The table at --max-conns counts on every backend. */
     cfg.max_conns = RW_CONNS_MAX;
-    ck_assert_int_eq(rw__config_check_fit(&cfg, 64u << 20, msg, sizeof(msg)), -EINVAL);
+    ck_assert_int_eq(rw__options_check_fit(&cfg, 64u << 20, msg, sizeof(msg)), -EINVAL);
     ck_assert_msg(strstr(msg, "--max-conns 1048576"), "%s", msg);
     /* And the parser applies the check (against this machine). */
     ck_assert_int_eq(PARSE(&cfg, "--threads", "256", "--buf-count", "32768", "--buf-size", "1M"),
@@ -1208,7 +1207,7 @@ END_TEST
 
 START_TEST(test_config_small_err_buffer)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     char *argv[] = {arena, arena + 16, arena + 32, NULL};
     snprintf(arena, 16, "ringwire");
     snprintf(arena + 16, 16, "--max-frame");

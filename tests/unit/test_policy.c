@@ -29,9 +29,9 @@
 
 #define HDR RW_FRAME_HEADER_BYTES
 
-static void base_cfg(struct rw_config *cfg)
+static void base_cfg(struct rw_options *cfg)
 {
-    rw__config_defaults(cfg);
+    rw_options_init(cfg);
     cfg->max_conns = 8;
     cfg->idle_timeout_ms = 0;
     cfg->frame_timeout_ms = 0;
@@ -45,7 +45,7 @@ static void base_cfg(struct rw_config *cfg)
 
 static void setup_default(void)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     fake_setup(&cfg);
 }
@@ -184,7 +184,7 @@ END_TEST
 
 START_TEST(test_backpressure)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.write_buffer_bytes = 64; /* pause at >= 64 queued, resume below 32 */
     fake_setup(&cfg);
@@ -401,7 +401,7 @@ END_TEST
 /* A frame, then a header over --max-frame (16), then junk: the reply goes, then FIN. */
 static struct fake_ref oversize_after_reply(uint8_t *reply, size_t *reply_len, bool full_socket)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.max_frame_bytes = 16;
     fake_setup(&cfg);
@@ -530,7 +530,7 @@ END_TEST
 
 START_TEST(test_idle_timeout)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.idle_timeout_ms = 1000;
     fake_setup(&cfg);
@@ -555,7 +555,7 @@ END_TEST
 
 START_TEST(test_frame_timeout)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.idle_timeout_ms = 60000;
     cfg.frame_timeout_ms = 500;
@@ -592,7 +592,7 @@ static int accept_pair(int *peer)
 
 START_TEST(test_max_conns)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.max_conns = 2;
     fake_setup(&cfg);
@@ -649,7 +649,7 @@ END_TEST
 
 START_TEST(test_stale_events_after_reuse)
 {
-    struct rw_config cfg;
+    struct rw_options cfg;
     base_cfg(&cfg);
     cfg.max_conns = 1;
     fake_setup(&cfg);

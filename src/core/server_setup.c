@@ -1,29 +1,52 @@
 /*
- * The server and the process's resource limits: raise RLIMIT_NOFILE to what
- * --max-conns needs before anything opens a descriptor, and explain a
- * worker's failed setup in terms of the limit that caused it (descriptors,
- * locked memory) with the remedy. Called by server.c.
+ * The server's dealings with the machine (server_int.h): pinning a worker to
+ * its CPU, explaining a failed setup with its remedy, and raising
+ * RLIMIT_NOFILE for --max-conns.
  */
-#include "rlimits.h"
+#include "server_int.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 
 #include "backend.h"
+#include "cpus.h"
 #include "log.h"
+#include "options.h"
 #include "rw_limits.h"
 
+/*
+ * Worker i runs on the i-th CPU of the mask it inherited from the main thread (taskset -c 4-7:
+ * worker 0 on CPU 4), wrapping: pinning to CPU i outside the mask would fail with EINVAL, or
+ * crowd workers onto CPUs the operator kept for something else.
+ */
+void rw__server_pin_to_cpu(int worker_id)
+{
+    cpu_set_t allowed;
+    int count = rw__cpus_allowed(&allowed);
+    if (count < 0)
+        count = CPU_COUNT(&allowed);
+    int cpu = rw__cpus_nth(&allowed, count, (unsigned)worker_id);
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    CPU_SET((size_t)cpu, &set);
+    int rc = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+    if (rc != 0)
+        RW_WARN("--cpu-affinity: CPU %d: %s", cpu, strerror(rc));
+}
+
 /* Out of descriptors: the process's limit (EMFILE) or the system's (ENFILE), not the backend. */
-bool rw__is_fd_limit(int err)
+bool rw__server_is_fd_limit(int err)
 {
     return err == -EMFILE || err == -ENFILE;
 }
 
 /* Why a worker's loop setup failed, with the remedy where we know one. */
-void rw__describe_setup_error(const struct rw_config *cfg, const struct rw_backend_ops *ops,
-                              int err, char *buf, size_t bytes)
+void rw__server_describe_setup_error(const struct rw_options *cfg, const struct rw_backend_ops *ops,
+                                     int err, char *buf, size_t bytes)
 {
     struct rlimit rl;
     if (err == -EMFILE && getrlimit(RLIMIT_NOFILE, &rl) == 0) {
@@ -61,7 +84,7 @@ void rw__describe_setup_error(const struct rw_config *cfg, const struct rw_backe
  * leave clients beyond about a thousand queued unserved with no word said.
  * Below the need, one warning with both numbers and the remedy.
  */
-void rw__fit_nofile(const struct rw_config *cfg)
+void rw__server_fit_nofile(const struct rw_options *cfg)
 {
     struct rlimit rl;
     if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
