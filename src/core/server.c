@@ -32,6 +32,7 @@
 #include "cpus.h"
 #include "rw_limits.h"
 #include "listener.h"
+#include "framing.h"
 #include "log.h"
 #include "loop.h"
 #include "metrics.h"
@@ -49,6 +50,15 @@ __attribute__((format(printf, 3, 4))) static int srv_fail(struct rw_server *srv,
         va_end(ap);
     }
     return err < 0 ? err : -EIO;
+}
+
+/* strerror, or for running out of descriptors the limit with its numbers and the remedy. */
+static const char *why_failed(const struct rw_server *srv, int err, char *buf, size_t bytes)
+{
+    if (!rw__server_is_fd_limit(err))
+        return strerror(-err);
+    rw__server_describe_setup_error(srv->shared.cfg, srv->shared.ops, err, buf, bytes);
+    return buf;
 }
 
 static void report_init(struct worker *w, int rc)
@@ -116,6 +126,7 @@ static int open_address(struct rw_server *srv, uint32_t a)
 {
     const struct rw_options *cfg = srv->shared.cfg;
     const struct rw_listen *l = &cfg->listen[a];
+    char why[512];
     bool v6only = !cfg->ipv6_dual_stack;
     char what[160];
     bool group = srv->count > 1;
@@ -128,7 +139,8 @@ static int open_address(struct rw_server *srv, uint32_t a)
         int fd = rw__listener_open((const struct sockaddr *)&l->addr, l->addr_len, 1, false, v6only,
                                    what, sizeof(what));
         if (fd < 0) {
-            srv_fail(srv, fd, "--listen %s: %s: %s", l->text, what, strerror(-fd));
+            srv_fail(srv, fd, "--listen %s: %s: %s", l->text, what,
+                     why_failed(srv, fd, why, sizeof(why)));
             return fd;
         }
         close(fd);
@@ -139,7 +151,8 @@ static int open_address(struct rw_server *srv, uint32_t a)
         int fd = rw__listener_open((const struct sockaddr *)&bound, bound_len, cfg->backlog, group,
                                    v6only, what, sizeof(what));
         if (fd < 0) {
-            srv_fail(srv, fd, "--listen %s: %s: %s", l->text, what, strerror(-fd));
+            srv_fail(srv, fd, "--listen %s: %s: %s", l->text, what,
+                     why_failed(srv, fd, why, sizeof(why)));
             return fd;
         }
         srv->workers[i].listen_fds[a] = fd;
@@ -387,7 +400,9 @@ RW_API int rw_server_start(const struct rw_options *opt, const struct rw_handler
     for (unsigned i = 0; i < srv->count; i++) {
         srv->workers[i].wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (srv->workers[i].wake_fd < 0) {
-            rc = srv_fail(srv, -errno, "eventfd: %s", strerror(errno));
+            char why[512];
+            int e = -errno;
+            rc = srv_fail(srv, e, "eventfd: %s", why_failed(srv, e, why, sizeof(why)));
             goto fail;
         }
     }
@@ -416,8 +431,10 @@ RW_API int rw_server_start(const struct rw_options *opt, const struct rw_handler
     }
     srv->ctl_started = cfg->stats_interval_ms != 0;
     pthread_sigmask(SIG_SETMASK, &caller, NULL);
-    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u", addr_text,
-            srv->shared.ops->name, srv->count, cfg->max_conns, cfg->max_frame_bytes);
+    char framing[112];
+    RW_INFO("listening on %s backend=%s threads=%u max-conns=%u max-frame=%u %s", addr_text,
+            srv->shared.ops->name, srv->count, cfg->max_conns, cfg->max_frame_bytes,
+            rw__framing_describe(&cfg->framing, framing, sizeof(framing)));
     *out = srv;
     return 0;
 
