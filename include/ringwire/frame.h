@@ -10,6 +10,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include <ringwire/export.h>
+
 #define RW_FRAME_HEADER_BYTES 4u
 
 struct rw_frame {
@@ -23,9 +25,10 @@ struct rw_frame {
  * 0 when more bytes are needed, or -EMSGSIZE as soon as a complete header
  * announces a payload longer than max_bytes (*frame untouched then).
  */
-ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame);
+RW_API ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes,
+                              struct rw_frame *frame);
 
 /* Write the 4-byte network-order header for a payload of len bytes. */
-void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len);
+RW_API void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len);
 
 #endif

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include <ringwire/export.h>
+
 struct rw_conn;
 
 struct rw_handler {
@@ -26,7 +28,7 @@ struct rw_handler {
  * caller keeps ownership. Replies leave in order, batched once per loop turn.
  * Returns 0, or -ENOMEM (nothing queued).
  */
-int rw_conn_send_frame(struct rw_conn *conn, const void *payload, uint32_t len);
+RW_API int rw_conn_send_frame(struct rw_conn *conn, const void *payload, uint32_t len);
 
 /* The echo application: answers every frame with an identical frame. */
 extern const struct rw_handler rw_echo_handler;
