@@ -120,8 +120,13 @@ def dynamic_symbols(so):
 
 def declared_api(include_dir):
     names = set()
-    for h in sorted(os.listdir(include_dir)):
+    for h in sorted(f for f in os.listdir(include_dir) if f.endswith(".h")):
         text = open(os.path.join(include_dir, h)).read()
+        # A function declared at file scope without the mark would be hidden: say so.
+        for m in re.finditer(r"^(?!RW_API\b|typedef\b|#)[A-Za-z][^;(]*?\b(rw_\w+)\s*\(", text,
+                             re.M):
+            fail("%s: %s declared without RW_API (hidden from the shared library)"
+                 % (h, m.group(1)))
         for m in re.finditer(r"\bRW_API\b([^;{]*?)\b(rw_\w+)\s*(\(|;|\[)", text):
             names.add(m.group(2))
     return sorted(names)
