@@ -356,6 +356,10 @@ def main():
         # (PKG_CONFIG_SYSROOT_DIR would too, but drops -I for a /usr prefix).
         env = dict(os.environ, PKG_CONFIG_PATH=os.path.dirname(paths["pc"]))
         env.pop("PKG_CONFIG_LIBDIR", None)
+        # meson test points LD_LIBRARY_PATH at the build's libringwire.so: the examples must
+        # load the installed one (their RUNPATH), so it goes.
+        env.pop("LD_LIBRARY_PATH", None)
+        os.environ.pop("LD_LIBRARY_PATH", None)
         os.environ.update(env)
         pkg_config = ["pkg-config", "--define-variable=prefix=" + prefix]
         check_pc(pkg_config)
@@ -401,6 +405,11 @@ def main():
         needed = run(["readelf", "-d", exe["echo"]], what="readelf")
         if "libringwire.so.0" not in needed:
             fail("echo does not need libringwire.so.0:\n" + needed)
+        if shutil.which("ldd"):
+            loads = run(["ldd", exe["kv"]], what="ldd")
+            want = "libringwire.so.0 => " + os.path.dirname(paths["so"]) + "/"
+            if want not in loads:
+                fail("kv does not load the installed libringwire.so.0:\n" + loads)
         ok("built echo, kv (shared: NEEDED libringwire.so.0) and echo-static (libringwire.a)")
 
         if shutil.which("make"):
