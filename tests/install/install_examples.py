@@ -412,6 +412,19 @@ def main():
                 fail("kv does not load the installed libringwire.so.0:\n" + loads)
         ok("built echo, kv (shared: NEEDED libringwire.so.0) and echo-static (libringwire.a)")
 
+        # The README's Embedding program is the first one people copy: it must build too.
+        readme = open(os.path.join(source_dir, "README.md")).read()
+        section = readme[readme.index("\n## Embedding"):]
+        m = re.search(r"```c\n(.*?)```", section, re.S)
+        if not m:
+            fail("README's Embedding section has no ```c program")
+        prog = os.path.join(tmp, "readme_embedding.c")
+        with open(prog, "w") as f:
+            f.write(m.group(1))
+        run(cc + warn + san + cflags + ["-o", os.path.join(out, "readme_embedding"), prog]
+            + rpath + libs, what="cc README Embedding program")
+        ok("README's Embedding program builds against the install")
+
         if shutil.which("make"):
             mk = os.path.join(tmp, "make")
             os.mkdir(mk)
