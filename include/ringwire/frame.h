@@ -70,7 +70,7 @@ struct rw_frame {
  * -EPROTO when it adjusts below zero. *out is untouched unless a frame is returned.
  */
 RW_API ssize_t rw_framing_parse(const struct rw_framing *f, const uint8_t *buf, size_t len,
-                         uint32_t max_bytes, struct rw_frame *out);
+                                uint32_t max_bytes, struct rw_frame *out);
 
 /*
  * Write the header for a payload of payload_len bytes into out (rw_framing_header_bytes(f)
@@ -83,7 +83,8 @@ RW_API int rw_framing_put_header(const struct rw_framing *f, uint8_t *out, uint3
 #define RW_FRAME_HEADER_BYTES 4u
 
 /* rw_framing_parse under RW_FRAMING_DEFAULT (-EMSGSIZE is its only error). */
-RW_API ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes, struct rw_frame *frame);
+RW_API ssize_t rw_frame_parse(const uint8_t *buf, size_t len, uint32_t max_bytes,
+                              struct rw_frame *frame);
 
 /* Write the 4-byte network-order header for a payload of len bytes. */
 RW_API void rw_frame_put_header(uint8_t out[RW_FRAME_HEADER_BYTES], uint32_t len);

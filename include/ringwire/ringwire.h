@@ -90,10 +90,10 @@ struct rw_options {
     bool metrics;                 /* --metrics given: serve Prometheus text at metrics_addr */
     struct sockaddr_storage metrics_addr;
     socklen_t metrics_addr_len;
-    uint32_t buf_count;      /* --buf-count (uring) */
-    uint32_t buf_size_bytes; /* --buf-size (uring) */
-    uint32_t uring_features; /* --uring-features: enum rw_uring_feature bits */
-    struct rw_framing framing; /* --length-bytes/-order/-offset/-adjust (frame.h) */
+    uint32_t buf_count;            /* --buf-count (uring) */
+    uint32_t buf_size_bytes;       /* --buf-size (uring) */
+    uint32_t uring_features;       /* --uring-features: enum rw_uring_feature bits */
+    struct rw_framing framing;     /* --length-bytes/-order/-offset/-adjust (frame.h) */
     enum rw_log_level log_level;   /* --log-level (process-wide: applied by rw_server_start) */
     enum rw_log_format log_format; /* --log-format */
     bool log_timestamps;           /* --log-timestamps */
@@ -228,10 +228,11 @@ RW_API void rw_server_destroy(struct rw_server *srv);
 
 /* Counters, summed over the workers (README "Stats" says what each counts). */
 #define RW_COUNTERS(X)                                                                             \
-    X(conns_open) X(accepted) X(closed) X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout)   \
-    X(reaped_tcp_timeout) X(reaped_dead) X(closed_protocol) X(closed_error) X(closed_memory)       \
-    X(closed_proxy) X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(backpressure_pauses)     \
-    X(memory_pauses) X(mem_bytes)
+    X(conns_open)                                                                                  \
+    X(accepted) X(closed) X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout)                 \
+        X(reaped_tcp_timeout) X(reaped_dead) X(closed_protocol) X(closed_error) X(closed_memory)   \
+            X(closed_proxy) X(frames_in) X(frames_out) X(bytes_in) X(bytes_out)                    \
+                X(backpressure_pauses) X(memory_pauses) X(mem_bytes)
 struct rw_counters {
 #define RW_COUNTER_FIELD(name) uint64_t name;
     RW_COUNTERS(RW_COUNTER_FIELD)

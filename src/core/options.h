@@ -47,7 +47,7 @@ uint64_t rw__default_max_memory(uint64_t phys_bytes, uint64_t cgroup_bytes);
  * 0, or -EINVAL with err naming the options and the numbers.
  */
 int rw__options_check_fit(const struct rw_options *cfg, uint64_t phys_bytes, char *err,
-                         size_t err_bytes);
+                          size_t err_bytes);
 
 /*
  * Descriptors (RLIMIT_NOFILE) this configuration needs: --max-conns
