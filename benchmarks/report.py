@@ -182,7 +182,7 @@ def median(v):
 
 def server_cpu_s(rec, a="before", b="after"):
     """Server CPU over one sample: its own stats (cpu_us of its workers) when it has them, else
-    /proc/PID/task/*/stat (a peer)."""
+    the process CPU clock (a peer; runner.proc_cpu_s)."""
     x, y = rec.get(a) or {}, rec.get(b) or {}
     sx, sy = x.get("stats") or {}, y.get("stats") or {}
     if "cpu_us" in sx and "cpu_us" in sy:
@@ -599,7 +599,8 @@ def cmd_bench(a):
           f"Ratios are to **{base}**: median / median, with a 95% confidence interval by "
           f"{METHOD}; a cell is **no difference** when the interval contains 1.0. Server CPU "
           "comes from the server's own stats (`cpu_us`, its workers' thread CPU time) or, for a "
-          "peer, /proc/PID/task/*/stat.", ""]
+          "peer, its process CPU clock (clock_getcpuclockid, ns; /proc/PID/task/*/stat where "
+          "that clock cannot be read).", ""]
     # Headline: efficiency, beside closed-loop throughput.
     head = []
     for cid, cs in summary.items():
