@@ -53,6 +53,7 @@ enum rw_uring_feature {
     RW_UF_INC_BUFS = 1u << 1,   /* incremental provided-buffer consumption (6.12) */
     RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
     RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching (6.12) */
+    RW_UF_RING_TIMER = 1u << 4, /* the wait's deadline as a timeout SQE kept across waits */
 };
 
 /* One address to listen on, resolved (rw_options_add_listen fills it). */
@@ -229,10 +230,11 @@ RW_API void rw_server_destroy(struct rw_server *srv);
 /* Counters, summed over the workers (README "Stats" says what each counts). */
 #define RW_COUNTERS(X)                                                                             \
     X(conns_open)                                                                                  \
-    X(accepted) X(closed) X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout)                 \
-        X(reaped_tcp_timeout) X(reaped_dead) X(closed_protocol) X(closed_error) X(closed_memory)   \
-            X(closed_proxy) X(frames_in) X(frames_out) X(bytes_in) X(bytes_out)                    \
-                X(backpressure_pauses) X(memory_pauses) X(mem_bytes)
+    X(accepted)                                                                                    \
+    X(closed) X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout) X(reaped_tcp_timeout)       \
+        X(reaped_dead) X(closed_protocol) X(closed_error) X(closed_memory) X(closed_proxy)         \
+            X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(backpressure_pauses)             \
+                X(memory_pauses) X(mem_bytes)
 struct rw_counters {
 #define RW_COUNTER_FIELD(name) uint64_t name;
     RW_COUNTERS(RW_COUNTER_FIELD)

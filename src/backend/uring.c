@@ -350,6 +350,13 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
     }
     if (op == OP_ACCEPT_CANCEL)
         return;
+    if (op == OP_TIMER) {
+        /* Fired (-ETIME) or gone: the loop's turn after this wait looks at its deadlines. */
+        ur->timers_inflight--;
+        if ((uint32_t)ud == ur->timer_seq)
+            ur->timer_deadline_ms = 0;
+        return;
+    }
     if (op == OP_WAKE) {
         ur->wake_live = false;
         rw__loop_on_wake(ur->loop);
@@ -373,6 +380,34 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
     default:
         RW_ASSERT(!"unknown user_data op");
     }
+}
+
+/* Timeout SQEs in flight at most (ring-timer); beyond, a wait takes its timespec as before. */
+#define UR_TIMERS_MAX 4u
+
+/*
+ * ring-timer: make sure a timeout SQE wakes the ring by now + timeout_ms, so io_uring_enter
+ * can wait without a timespec (which arms and cancels an hrtimer every time it sleeps). The
+ * newest one in flight is reused while it fires no later than needed (the loop's deadlines
+ * stay put for many waits: the liveness sweep, a timer tick); one that fires early only costs
+ * a turn that finds nothing due. False when none could be armed (the caller passes the
+ * timespec).
+ */
+static bool ur_timer_cover(struct ur_backend *ur, int timeout_ms)
+{
+    uint64_t deadline = rw__loop_now_ms(ur->loop) + (uint64_t)timeout_ms;
+    if (ur->timer_deadline_ms && ur->timer_deadline_ms <= deadline)
+        return true;
+    if (ur->timers_inflight >= UR_TIMERS_MAX)
+        return false;
+    struct io_uring_sqe *sqe = ur_sqe(ur);
+    ur->timer_ts.tv_sec = (long long)(deadline / 1000);
+    ur->timer_ts.tv_nsec = (long long)(deadline % 1000) * 1000000;
+    io_uring_prep_timeout(sqe, &ur->timer_ts, 0, IORING_TIMEOUT_ABS);
+    io_uring_sqe_set_data64(sqe, ((uint64_t)OP_TIMER << 56) | ++ur->timer_seq);
+    ur->timer_deadline_ms = deadline;
+    ur->timers_inflight++;
+    return true;
 }
 
 /* Under valgrind (uring_valgrind.h): submit, sleep in poll() on the ring fd, then reap. */
@@ -412,8 +447,10 @@ static int ur_wait(void *be, int timeout_ms)
                                      timeout_ms >= 0 ? &ts : NULL,
                                      (ur->features & RW_UF_REG_RING) != 0);
     } else {
-        rc = io_uring_submit_and_wait_timeout(&ur->ring, &cqe, 1, timeout_ms >= 0 ? &ts : NULL,
-                                              NULL);
+        bool covered =
+            timeout_ms > 0 && (ur->features & RW_UF_RING_TIMER) && ur_timer_cover(ur, timeout_ms);
+        rc = io_uring_submit_and_wait_timeout(&ur->ring, &cqe, 1,
+                                              (timeout_ms >= 0 && !covered) ? &ts : NULL, NULL);
     }
     ur->sends_queued = 0;
     rw__stat_add(stats, RW_STAT_SUBMITS, 1);

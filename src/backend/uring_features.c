@@ -44,6 +44,12 @@ static const struct {
      " us past the "
      "first: sends that complete inline no longer cost a turn of their own (one "
      "io_uring_enter a frame instead of two at low load; kernel-notes/21)"},
+    {RW_UF_RING_TIMER, "ring-timer", "5.5",
+     OFF_NO_DIFFERENCE
+     "the loop's next deadline is an absolute IORING_OP_TIMEOUT kept armed across waits "
+     "(re-armed only when the deadline moves earlier or it fired), instead of a timespec on "
+     "every io_uring_enter, which arms and cancels an hrtimer each time the loop sleeps "
+     "(kernel-notes/24)"},
 };
 
 #define FEATURE_COUNT (sizeof(features) / sizeof(features[0]))
@@ -122,6 +128,7 @@ uint32_t rw__uring_features_kernel(void)
         have |= RW_UF_REG_RING;
     if (ring.features & RWC_FEAT_MIN_TIMEOUT)
         have |= RW_UF_MIN_WAIT;
+    have |= RW_UF_RING_TIMER; /* IORING_OP_TIMEOUT with IORING_TIMEOUT_ABS: 5.5, below our floor */
     io_uring_queue_exit(&ring);
     return have;
 }

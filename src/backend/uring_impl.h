@@ -15,7 +15,7 @@
 #include "uring_compat.h"
 #include "uring_features.h"
 
-enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL };
+enum ur_op { OP_ACCEPT = 1, OP_WAKE, OP_RECV, OP_SEND, OP_CANCEL, OP_ACCEPT_CANCEL, OP_TIMER };
 
 /* Per-connection bits in struct ur_conn's flags. */
 enum {
@@ -74,11 +74,17 @@ struct ur_backend {
     struct ur_buf *buf_state;
     uint32_t buf_count;
     uint32_t buf_size;
-    uint32_t bufs_out;        /* buffers out of the ring (taken, not yet returned) */
-    uint32_t features;        /* active: enum rw_uring_feature */
-    uint32_t ring_features;   /* IORING_FEAT_* of the ring */
-    uint32_t sends_queued;    /* sends prepared this turn (min-wait: completions to wait past) */
-    uint32_t bufs_to_advance; /* returned to the ring, not yet published */
+    uint32_t bufs_out;      /* buffers out of the ring (taken, not yet returned) */
+    uint32_t features;      /* active: enum rw_uring_feature */
+    uint32_t ring_features; /* IORING_FEAT_* of the ring */
+    uint32_t sends_queued;  /* sends prepared this turn (min-wait: completions to wait past) */
+    /* ring-timer: the newest timeout SQE in flight wakes the loop at timer_deadline_ms (0: none
+     * armed); older ones still in flight (timers_inflight) only wake it early. */
+    uint64_t timer_deadline_ms;
+    uint32_t timer_seq;
+    uint32_t timers_inflight;
+    struct __kernel_timespec timer_ts; /* the newest one's, read by the kernel at submit */
+    uint32_t bufs_to_advance;          /* returned to the ring, not yet published */
     /*
      * Re-arm credit for starved recvs: one per buffer given back to the ring,
      * at most buf_count, spent one per re-arm (kernel-notes/04). A recv that

@@ -81,6 +81,8 @@ struct rw_conn *rw__loop_conns(struct rw_loop *loop);
 uint32_t rw__loop_conn_cap(const struct rw_loop *loop);
 /* This worker's counters (relaxed atomics; stats.h). */
 struct rw_stats *rw__loop_stats(struct rw_loop *loop);
+/* CLOCK_MONOTONIC ms the timeout given to ops->wait counts from (read this turn). */
+uint64_t rw__loop_now_ms(const struct rw_loop *loop);
 /* Zero-copy replies: replies of at least bytes may be sent from a lent rxbuf (0: never). */
 void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes);
 

@@ -316,6 +316,11 @@ int rw__loop_run(struct rw_loop *loop)
 
 /* ---- the loop as a backend sees it (backend.h) ---- */
 
+uint64_t rw__loop_now_ms(const struct rw_loop *loop)
+{
+    return loop->now_ms;
+}
+
 const struct rw_options *rw__loop_config(const struct rw_loop *loop)
 {
     return loop->cfg;

@@ -210,7 +210,8 @@ START_TEST(test_features_option_probe_and_stats_line)
     ck_assert_int_eq(h_run_args(empty, 5000, out, sizeof(out)), 2);
     const char *probe[] = {"--probe", NULL};
     ck_assert_int_eq(h_run_args(probe, 5000, out, sizeof(out)), 0);
-    static const char *const names[] = {"zc-replies", "inc-bufs", "reg-ring", "min-wait"};
+    static const char *const names[] = {"zc-replies", "inc-bufs", "reg-ring", "min-wait",
+                                        "ring-timer"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char key[64];
         snprintf(key, sizeof(key), "\n  %s ", names[i]);
@@ -245,6 +246,61 @@ START_TEST(test_features_option_probe_and_stats_line)
 }
 END_TEST
 
+/*
+ * ring-timer: the loop's deadlines come from a timeout SQE kept across waits, not a timespec
+ * per wait. Every deadline must still be met: with nothing else to wake the loop, an idle
+ * connection is reaped by --idle-timeout and a half-sent frame by --frame-timeout near their
+ * deadlines; a connection that keeps talking is kept; an idle server does not spin (loop turns
+ * stay few). Both backends (epoll ignores the feature).
+ */
+START_TEST(test_features_ring_timer_keeps_deadlines)
+{
+    struct h_server srv;
+    const char *args[] = {"--uring-features",
+                          "+ring-timer",
+                          "--idle-timeout",
+                          "400ms",
+                          "--frame-timeout",
+                          "300ms",
+                          NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    if (is_uring()) {
+        char line[8192];
+        ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+        ck_assert_msg(strstr(line, "ring-timer"), "%s", line);
+    }
+    int idle = h_connect_ok(&srv);
+    int partial = h_connect_ok(&srv);
+    ck_assert_int_eq(h_send_all(partial,
+                                "\0\0\0\x10"
+                                "ab",
+                                6, 2000),
+                     0); /* 2 of 16 bytes */
+    int64_t start = h_now_ms();
+    ck_assert_int_eq(h_expect_close(partial, 3000), 0);
+    ck_assert_int_eq(h_expect_close(idle, 3000), 0);
+    int64_t took = h_now_ms() - start;
+    ck_assert_msg(took >= 300 && took < 2500, "reaped after %lld ms (timeouts 300, 400 ms)",
+                  (long long)took);
+    ck_assert_int_eq(h_stat_ok(&srv, "reaped_idle"), 1);
+    ck_assert_int_eq(h_stat_ok(&srv, "reaped_frame_timeout"), 1);
+    int busy = h_connect_ok(&srv);
+    for (int i = 0; i < 10; i++) { /* 1 s, past both timeouts */
+        h_echo_ok(busy, "ping", 4, 5000);
+        h_sleep_ms(100);
+    }
+    h_echo_ok(busy, "still", 5, 5000);
+    close(busy);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    /* Idle for a second: the sweep and trim deadlines wake it a few times, never in a spin. */
+    int64_t turns = h_stat_ok(&srv, "loop_turns");
+    h_sleep_ms(1000);
+    int64_t more = h_stat_ok(&srv, "loop_turns") - turns;
+    ck_assert_msg(more < 50, "%lld loop turns in 1 s idle", (long long)more);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 int main(void)
 {
     h_init(300);
@@ -260,5 +316,7 @@ int main(void)
                test_features_default_zc_above_threshold, 30);
     h_add_case(s, "test_features_option_probe_and_stats_line",
                test_features_option_probe_and_stats_line, 30);
+    h_add_case(s, "test_features_ring_timer_keeps_deadlines",
+               test_features_ring_timer_keeps_deadlines, 60);
     return h_run_suite(s);
 }
