@@ -4,7 +4,8 @@
  * to over real loopback sockets. Start/stop twice in one process, bound
  * ports, two addresses, on_open refusing, on_close once per connection with
  * its reason, user data, rw_conn_peer, rw_conn_send_ref's release, counters,
- * rw_server_stop from a signal handler, and that the library leaves the
+ * rw_server_stop from a signal handler, --proxy-protocol (on_open after the
+ * header, its client as the peer), and that the library leaves the
  * process's signal dispositions and mask alone.
  */
 #include <arpa/inet.h>
@@ -533,6 +534,59 @@ START_TEST(test_api_stop_from_signal_handler)
 }
 END_TEST
 
+/*
+ * --proxy-protocol through the API: on_open comes only once the PROXY header is in, and
+ * rw_conn_peer is the client it names; a connection whose header is bad is closed without
+ * on_open, so without on_close (RW_CLOSE_PROXY is never reported: the header's own counter,
+ * closed_proxy, says it).
+ */
+START_TEST(test_api_proxy_protocol_open_and_peer)
+{
+    reset_events();
+    struct rw_options o;
+    options(&o);
+    o.proxy_protocol = true;
+    struct rw_server *srv = start(&o);
+    uint16_t port = rw_server_port(srv, 0);
+    int fd = dial(port);
+    const char hdr[] = "PROXY TCP4 203.0.113.9 198.51.100.1 51234 7000\r\n";
+    ck_assert_int_eq(send(fd, hdr, strlen(hdr), MSG_NOSIGNAL), (ssize_t)strlen(hdr));
+    send_frame(fd, "hi", 2);
+    expect_frame(fd, "hi");
+    pthread_mutex_lock(&ev.mu);
+    unsigned opens = ev.opens;
+    struct sockaddr_storage peer = ev.last_peer;
+    pthread_mutex_unlock(&ev.mu);
+    ck_assert_uint_eq(opens, 1);
+    ck_assert_int_eq(peer.ss_family, AF_INET);
+    const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)&peer;
+    char text[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &in->sin_addr, text, sizeof(text));
+    ck_assert_str_eq(text, "203.0.113.9");
+    ck_assert_uint_eq(ntohs(in->sin_port), 51234);
+    close(fd);
+    wait_reason(RW_CLOSE_PEER, 1);
+
+    int bad = dial(port);
+    const char junk[] = "GET / HTTP/1.0\r\n\r\n";
+    ck_assert_int_eq(send(bad, junk, strlen(junk), MSG_NOSIGNAL), (ssize_t)strlen(junk));
+    expect_eof(bad);
+    close(bad);
+    struct rw_counters k;
+    uint64_t deadline = now_ms() + WAIT_MS;
+    do {
+        rw_server_counters(srv, &k);
+    } while (k.closed_proxy < 1 && now_ms() < deadline && usleep(10000) == 0);
+    ck_assert_uint_eq(k.closed_proxy, 1);
+    pthread_mutex_lock(&ev.mu);
+    ck_assert_uint_eq(ev.opens, 1);
+    ck_assert_uint_eq(ev.closes, 1);
+    ck_assert_uint_eq(ev.reasons[RW_CLOSE_PROXY], 0);
+    pthread_mutex_unlock(&ev.mu);
+    stop(srv);
+}
+END_TEST
+
 START_TEST(test_api_options_check)
 {
     struct rw_options o;
@@ -562,6 +616,7 @@ int main(void)
     tcase_add_test(tc, test_api_send_ref);
     tcase_add_test(tc, test_api_stop_from_signal_handler);
     tcase_add_test(tc, test_api_options_check);
+    tcase_add_test(tc, test_api_proxy_protocol_open_and_peer);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_ENV);
