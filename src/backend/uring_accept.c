@@ -9,10 +9,18 @@
 #include "rw_assert.h"
 #include "uring_impl.h"
 
+/*
+ * Where the wake read lands: never freed. The eventfd now outlives the loop (the server's, for a
+ * signal-safe stop), and the read re-armed before the loop exits is still pending when its ring
+ * is torn down; a write racing the teardown can complete it after struct ur_backend was freed.
+ * Nobody reads the value, so every worker may share one sink.
+ */
+static uint64_t wake_sink;
+
 void rw__ur_arm_wake(struct ur_backend *ur)
 {
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    io_uring_prep_read(sqe, ur->wake_fd, &ur->wake_value, sizeof(ur->wake_value), 0);
+    io_uring_prep_read(sqe, ur->wake_fd, &wake_sink, sizeof(wake_sink), 0);
     io_uring_sqe_set_data64(sqe, (uint64_t)OP_WAKE << 56);
     ur->wake_live = true;
 }

@@ -98,7 +98,6 @@ struct ur_backend {
     bool accept_want;
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
-    uint64_t wake_value;
     /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
     struct ur_conn *conn_state;
     /* Send contexts: touched only when used (bump index), recycled through a free list. */

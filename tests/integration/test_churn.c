@@ -150,7 +150,9 @@ START_TEST(test_churn_every_close_is_seen)
         if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             failed++;
     }
-    ck_assert_msg(h_alive(&srv), "server died under churn: %s", h_log_tail(&srv));
+    ck_assert_msg(h_alive(&srv),
+                  "server died under churn (exit status %d: 128 + N is signal N): %s",
+                  srv.exit_code, h_log_tail(&srv));
     ck_assert_msg(failed == 0, "%d churn clients saw the server misbehave (see above)", failed);
 
     int64_t open = h_wait_stat_eq(&srv, "conns_open", 0, CLOSE_WAIT_MS);
