@@ -231,10 +231,11 @@ RW_API void rw_server_destroy(struct rw_server *srv);
 #define RW_COUNTERS(X)                                                                             \
     X(conns_open)                                                                                  \
     X(accepted)                                                                                    \
-    X(closed) X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout) X(reaped_tcp_timeout)       \
-        X(reaped_dead) X(closed_protocol) X(closed_error) X(closed_memory) X(closed_proxy)         \
-            X(frames_in) X(frames_out) X(bytes_in) X(bytes_out) X(backpressure_pauses)             \
-                X(memory_pauses) X(mem_bytes)
+    X(closed)                                                                                      \
+    X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout) X(reaped_tcp_timeout) X(reaped_dead)  \
+        X(closed_protocol) X(closed_error) X(closed_memory) X(closed_proxy) X(frames_in)           \
+            X(frames_out) X(bytes_in) X(bytes_out) X(backpressure_pauses) X(memory_pauses)         \
+                X(mem_bytes)
 struct rw_counters {
 #define RW_COUNTER_FIELD(name) uint64_t name;
     RW_COUNTERS(RW_COUNTER_FIELD)
