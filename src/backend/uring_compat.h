@@ -51,7 +51,10 @@ static inline unsigned rwc_flush_sq(struct io_uring *ring)
     return tail - io_uring_smp_load_acquire(sq->khead);
 }
 
-/* Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or ts. 0/-errno. */
+/*
+ * Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or ts (NULL: no
+ * limit). 0/-errno. min_wait_us 0 is a plain wait (EXT_ARG, 5.11): the backend's every wait.
+ */
 static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr,
                                           unsigned min_wait_us, struct __kernel_timespec *ts,
                                           bool registered_ring)
@@ -61,13 +64,18 @@ static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_n
     arg.pad = min_wait_us; /* min_wait_usec */
     arg.ts = (unsigned long long)(uintptr_t)ts;
     unsigned submit = rwc_flush_sq(ring);
-    unsigned flags = IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG;
+    unsigned flags = IORING_ENTER_GETEVENTS;
     int fd = ring->ring_fd;
     if (registered_ring) {
         flags |= IORING_ENTER_REGISTERED_RING;
         fd = ring->enter_ring_fd;
     }
-    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, &arg, sizeof(arg));
+    /* Nothing to pass (ring-timer holds the deadline): no argument for the kernel to copy in. */
+    bool ext = ts || min_wait_us;
+    if (ext)
+        flags |= IORING_ENTER_EXT_ARG;
+    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, ext ? &arg : NULL,
+                      ext ? sizeof(arg) : 0);
     return rc < 0 ? -errno : 0;
 }
 

@@ -82,6 +82,7 @@ struct ur_backend {
      * armed); older ones still in flight (timers_inflight) only wake it early. */
     uint64_t timer_deadline_ms;
     uint32_t timer_seq;
+    uint32_t clock_lag_ms; /* the loop's clock may be this far behind CLOCK_MONOTONIC */
     uint32_t timers_inflight;
     struct __kernel_timespec timer_ts; /* the newest one's, read by the kernel at submit */
     uint32_t bufs_to_advance;          /* returned to the ring, not yet published */

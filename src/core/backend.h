@@ -81,8 +81,11 @@ struct rw_conn *rw__loop_conns(struct rw_loop *loop);
 uint32_t rw__loop_conn_cap(const struct rw_loop *loop);
 /* This worker's counters (relaxed atomics; stats.h). */
 struct rw_stats *rw__loop_stats(struct rw_loop *loop);
-/* CLOCK_MONOTONIC ms the timeout given to ops->wait counts from (read this turn). */
+/* CLOCK_MONOTONIC ms the timeout given to ops->wait counts from (read this turn). The
+ * loop's clock is coarse: it may be up to rw__loop_clock_lag_ms behind CLOCK_MONOTONIC, so
+ * an absolute deadline handed to the kernel must add that much or fire before it is due. */
 uint64_t rw__loop_now_ms(const struct rw_loop *loop);
+uint32_t rw__loop_clock_lag_ms(const struct rw_loop *loop);
 /* Zero-copy replies: replies of at least bytes may be sent from a lent rxbuf (0: never). */
 void rw__loop_set_zc_min_bytes(struct rw_loop *loop, uint32_t bytes);
 

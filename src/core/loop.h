@@ -102,7 +102,9 @@ int rw__loop_init(struct rw_loop *loop, struct rw_shared *shared, int worker_id,
 int rw__loop_run(struct rw_loop *loop);
 void rw__loop_destroy(struct rw_loop *loop);
 
+/* The loop's clock in ms (CLOCK_MONOTONIC_COARSE: up to rw__clock_lag_ms behind). */
 uint64_t rw__now_ms(void);
+uint32_t rw__clock_lag_ms(void);
 /*
  * Test hook (tests/unit/test_policy.c): when set, rw__now_ms returns what it
  * returns instead of reading CLOCK_MONOTONIC, so a unit test can move the
