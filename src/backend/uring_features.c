@@ -51,7 +51,8 @@ static const struct {
      "every io_uring_enter, which arms and cancels an hrtimer each time the loop sleeps "
      "(kernel-notes/24)"},
     {RW_UF_BUNDLES, "bundles", "6.10",
-     OFF_NO_DIFFERENCE
+     "off by default: no difference at 64 B; with --buf-size 4K, -8% server CPU per frame at "
+     "16 KiB and -24% at 256 KiB in one short run, not measured at the default 16 KiB buffers; "
      "IORING_RECVSEND_BUNDLE: one multishot recv CQE carries as many buffers as the socket had "
      "data for (frames larger than --buf-size: one CQE instead of one per buffer); off when "
      "inc-bufs is on (kernel-notes/26)"},
