@@ -104,9 +104,28 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         if (worker_id == 0 && !ur->wait_in_poll)
             RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
     }
+    if ((ur->features & RW_UF_BUNDLES) && !(ur->ring_features & RWC_FEAT_RECVSEND_BUNDLE)) {
+        ur->features &= ~RW_UF_BUNDLES;
+        if (worker_id == 0)
+            RW_INFO("uring feature bundles: the kernel lacks IORING_FEAT_RECVSEND_BUNDLE (6.10); "
+                    "off");
+    }
+    if ((ur->features & RW_UF_BUNDLES) && rw__ur_bundles_alloc(ur) < 0) {
+        rc = -ENOMEM;
+        goto err_ring;
+    }
     rc = rw__ur_bufs_setup(ur, worker_id);
     if (rc < 0)
         goto err_ring;
+    if ((ur->features & RW_UF_BUNDLES) && (ur->features & RW_UF_INC_BUFS)) {
+        /* Not combined: with an incremental ring a bundle's first and last buffers are partly
+         * filled, and a retried bundle's CQE can carry the first pass's BUF_MORE (kernel-notes/26).
+         */
+        ur->features &= ~RW_UF_BUNDLES;
+        rw__ur_bundles_free(ur);
+        if (worker_id == 0)
+            RW_INFO("uring feature bundles: not combined with inc-bufs; off");
+    }
     rw__loop_set_zc_min_bytes(loop, RW_ZC_MIN_BYTES);
     if (worker_id == 0)
         rw__uring_features_format(ur->features, rw__stats_uring_features,
@@ -116,6 +135,7 @@ static int ur_init(struct rw_loop *loop, void **out_be)
     return 0;
 
 err_ring:
+    rw__ur_bundles_free(ur);
     io_uring_queue_exit(&ur->ring);
 err_free:
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
@@ -131,6 +151,7 @@ static void ur_destroy(void *be)
     struct ur_backend *ur = be;
     rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
     io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
+    rw__ur_bundles_free(ur);
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
     rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
     rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
@@ -145,6 +166,8 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
+    if (ur->features & RW_UF_BUNDLES)
+        sqe->ioprio |= RWC_RECVSEND_BUNDLE; /* recv flags live in ioprio */
     io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
     cs->flags |= UR_RECV_ARMED;
     cs->inflight++;
@@ -273,30 +296,69 @@ static void ur_op_done(struct ur_backend *ur, struct rw_conn *c)
     }
 }
 
+/* Hand res bytes of buffer bid at buf to the core (unless the connection is no longer open). */
+static void ur_feed(struct ur_backend *ur, struct rw_conn *c, uint8_t *buf, int res, uint32_t bid)
+{
+    if (res <= 0 || c->state != RW_CONN_OPEN)
+        return;
+    rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
+    if (ur->features & RW_UF_ZC_REPLIES) {
+        struct rw_rxbuf rx = {.base = buf,
+                              .len = (size_t)res,
+                              .owner = ur,
+                              .id = bid,
+                              .hold = rw__ur_buf_hold,
+                              .release = rw__ur_buf_release};
+        rw__conn_on_data_buf(c, buf, (size_t)res, &rx);
+    } else {
+        rw__conn_on_data(c, buf, (size_t)res);
+    }
+}
+
+/*
+ * bundles: res bytes in the buffers the kernel took in ring order from bid0's slot, each full
+ * but the last; each goes to the core in order, as one receive of its own (so zc-replies lends
+ * and releases per buffer), and back to the ring unless held (kernel-notes/26).
+ */
+static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0, uint32_t res)
+{
+    uint32_t first_pos;
+    uint32_t n = rw__ur_bundle_take(ur, bid0, res, &first_pos);
+    if (n > 1) {
+        rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLES, 1);
+        rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_BUFS, n);
+    }
+    uint32_t left = res;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t len;
+        uint32_t bid = rw__ur_bundle_buf(ur, first_pos + i, left, &len);
+        ur_feed(ur, c, ur->bufs + (size_t)bid * ur->buf_size, (int)len, bid);
+        rw__ur_buf_release(ur, bid);
+        left -= len;
+    }
+    RW_ASSERT(left == 0);
+    rw__ur_bundle_done(ur, first_pos, n);
+}
+
 static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring_cqe *cqe)
 {
     struct ur_conn *cs = uc(ur, c);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
+    bool took = false; /* the CQE took a buffer out of the ring */
     if (!more)
         cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
-    if (cqe->flags & IORING_CQE_F_BUFFER) {
+    if ((cqe->flags & IORING_CQE_F_BUFFER) && (ur->features & RW_UF_BUNDLES)) {
+        /* A bundle that received nothing took no buffer, whatever the flags say
+         * (io_bundle_nbufs). */
+        took = res > 0;
+        if (took)
+            ur_on_bundle(ur, c, cqe->flags >> IORING_CQE_BUFFER_SHIFT, (uint32_t)res);
+    } else if (cqe->flags & IORING_CQE_F_BUFFER) {
+        took = true;
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
         uint8_t *buf = rw__ur_buf_taken(ur, bid, cqe->flags, res);
-        if (res > 0 && c->state == RW_CONN_OPEN) {
-            rw__vg_defined(buf, (size_t)res); /* the kernel wrote it: valgrind cannot see that */
-            if (ur->features & RW_UF_ZC_REPLIES) {
-                struct rw_rxbuf rx = {.base = buf,
-                                      .len = (size_t)res,
-                                      .owner = ur,
-                                      .id = bid,
-                                      .hold = rw__ur_buf_hold,
-                                      .release = rw__ur_buf_release};
-                rw__conn_on_data_buf(c, buf, (size_t)res, &rx);
-            } else {
-                rw__conn_on_data(c, buf, (size_t)res);
-            }
-        }
+        ur_feed(ur, c, buf, res, bid);
         /* Parsed (or copied, or lent to replies) already: back to the ring unless held. */
         rw__ur_buf_release(ur, bid);
     }
@@ -312,8 +374,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     /* A credit spent on a recv that ended taking no buffer, for a reason other than an
      * empty ring (EOF, error, cancel), comes back: otherwise the starved could wait for a
      * buffer return that never comes. */
-    if (!more && !(cqe->flags & IORING_CQE_F_BUFFER) && res != -ENOBUFS &&
-        ur->rearm_credit < ur->buf_count)
+    if (!more && !took && res != -ENOBUFS && ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
     if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
         !(cs->flags & (UR_EOF | UR_CLOSING))) {

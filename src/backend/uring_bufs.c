@@ -6,6 +6,7 @@
  * back (kernel-notes/04). See struct ur_buf for a buffer's life.
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rw_assert.h"
@@ -41,12 +42,35 @@ int rw__ur_bufs_setup(struct ur_backend *ur, int worker_id)
     return 0;
 }
 
+/* The ring position (mod 2^16, as the kernel counts) the next rw__ur_buf_add writes. */
+static uint16_t ring_tail(const struct ur_backend *ur)
+{
+    return (uint16_t)(ur->br->tail + ur->bufs_to_advance);
+}
+
 void rw__ur_buf_add(struct ur_backend *ur, uint32_t bid)
 {
+    if (ur->slot_bid) {
+        uint16_t pos = ring_tail(ur);
+        uint32_t slot = pos & (ur->buf_count - 1);
+        ur->slot_bid[slot] = (uint16_t)bid;
+        ur->slot_done[slot] = 0;
+        ur->buf_pos[bid] = pos;
+    }
     io_uring_buf_ring_add(ur->br, ur->bufs + (size_t)bid * ur->buf_size, ur->buf_size,
                           (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
                           (int)ur->bufs_to_advance);
     ur->bufs_to_advance++;
+}
+
+/*
+ * bundles: every slot from ring_head up to the tail holds a buffer in the ring or one the kernel
+ * took whose CQE is still to come: writing at the tail now would overwrite the oldest of those.
+ */
+static bool ring_full(const struct ur_backend *ur)
+{
+    return (ur->features & RW_UF_BUNDLES) &&
+           (uint16_t)(ring_tail(ur) - ur->ring_head) == ur->buf_count;
 }
 
 static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
@@ -57,6 +81,12 @@ static void ur_buf_return(struct ur_backend *ur, uint32_t bid)
     b->off = 0;
     RW_ASSERT(ur->bufs_out > 0);
     ur->bufs_out--;
+    if (ring_full(ur)) {
+        /* Added (and its re-arm credit given) when the oldest pending CQE is handled. */
+        RW_ASSERT(ur->deferred_count < ur->buf_count);
+        ur->deferred[ur->deferred_count++] = (uint16_t)bid;
+        return;
+    }
     rw__ur_buf_add(ur, bid);
     if (ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
@@ -115,6 +145,97 @@ uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flag
     }
     b->holds++; /* ours, while the core parses it */
     return buf;
+}
+
+int rw__ur_bundles_alloc(struct ur_backend *ur)
+{
+    ur->slot_bid = calloc(ur->buf_count, sizeof(*ur->slot_bid));
+    ur->buf_pos = calloc(ur->buf_count, sizeof(*ur->buf_pos));
+    ur->slot_done = calloc(ur->buf_count, sizeof(*ur->slot_done));
+    ur->deferred = calloc(ur->buf_count, sizeof(*ur->deferred));
+    ur->deferred_count = 0;
+    ur->ring_head = 0; /* rw__ur_bufs_setup writes positions 0 .. buf_count - 1 */
+    if (ur->slot_bid && ur->buf_pos && ur->slot_done && ur->deferred)
+        return 0;
+    rw__ur_bundles_free(ur);
+    return -ENOMEM;
+}
+
+void rw__ur_bundles_free(struct ur_backend *ur)
+{
+    free(ur->slot_bid);
+    free(ur->buf_pos);
+    free(ur->slot_done);
+    free(ur->deferred);
+    ur->slot_bid = ur->buf_pos = ur->deferred = NULL;
+    ur->slot_done = NULL;
+}
+
+/*
+ * The bytes the kernel put in the buffer at ring position pos, of the left still to place: its
+ * ring entry's len, which is buf_size as we wrote it unless the kernel truncated a head entry to
+ * the bytes it expected (a non-incremental ring, io_ring_buffers_peek) and then took nothing.
+ * The kernel does not write an entry it has consumed, and we do not until its CQE is handled;
+ * the CQE's acquire (io_uring_for_each_cqe) orders the kernel's write before this read.
+ */
+static uint32_t bundle_piece(const struct ur_backend *ur, uint32_t pos, uint32_t left)
+{
+    uint32_t slot = pos & (ur->buf_count - 1);
+    uint32_t len = __atomic_load_n(&ur->br->bufs[slot].len, __ATOMIC_RELAXED);
+    RW_ASSERT(len > 0);
+    RW_ASSERT(len <= ur->buf_size);
+    return len < left ? len : left;
+}
+
+uint32_t rw__ur_bundle_take(struct ur_backend *ur, uint32_t bid0, uint32_t res,
+                            uint32_t *first_pos_out)
+{
+    RW_ASSERT(res > 0);
+    RW_ASSERT(bid0 < ur->buf_count);
+    uint32_t first_pos = ur->buf_pos[bid0];
+    RW_ASSERT(ur->slot_bid[first_pos & (ur->buf_count - 1)] == bid0);
+    *first_pos_out = first_pos;
+    uint32_t n = 0;
+    for (uint32_t left = res; left > 0; n++) {
+        RW_ASSERT(n < ur->buf_count);
+        uint32_t pos = (uint16_t)(first_pos + n);
+        uint32_t slot = pos & (ur->buf_count - 1);
+        uint32_t bid = ur->slot_bid[slot];
+        struct ur_buf *b = &ur->buf_state[bid];
+        /* Taken in ring order from a slot whose CQE was not handled yet, holding the buffer we
+         * last wrote there: the mirror agrees with the ring. */
+        RW_ASSERT(!ur->slot_done[slot]);
+        RW_ASSERT(ur->buf_pos[bid] == pos);
+        RW_ASSERT(!b->out);
+        b->out = true;
+        ur->bufs_out++;
+        b->holds++; /* ours, while the core parses it */
+        left -= bundle_piece(ur, pos, left);
+    }
+    return n;
+}
+
+uint32_t rw__ur_bundle_buf(struct ur_backend *ur, uint32_t pos, uint32_t left, uint32_t *len)
+{
+    *len = bundle_piece(ur, pos, left);
+    return ur->slot_bid[pos & (ur->buf_count - 1)];
+}
+
+void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n)
+{
+    uint32_t mask = ur->buf_count - 1;
+    for (uint32_t i = 0; i < n; i++)
+        ur->slot_done[(first_pos + i) & mask] = 1;
+    /* Past every handled slot, up to the first one whose CQE is still to come. */
+    while (ur->ring_head != ring_tail(ur) && ur->slot_done[ur->ring_head & mask]) {
+        ur->slot_done[ur->ring_head & mask] = 0;
+        ur->ring_head++;
+    }
+    while (ur->deferred_count > 0 && !ring_full(ur)) {
+        rw__ur_buf_add(ur, ur->deferred[--ur->deferred_count]);
+        if (ur->rearm_credit < ur->buf_count)
+            ur->rearm_credit++;
+    }
 }
 
 /* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */

@@ -19,7 +19,7 @@
 
 #include "rw_build_config.h"
 
-/* Kernel 6.10: IORING_RECVSEND_BUNDLE (probed, not used). */
+/* Kernel 6.10: IORING_RECVSEND_BUNDLE (--uring-features bundles, kernel-notes/26). */
 #define RWC_RECVSEND_BUNDLE      (1U << 4)
 #define RWC_FEAT_RECVSEND_BUNDLE (1U << 14)
 /*

@@ -95,6 +95,23 @@ struct ur_backend {
      */
     uint32_t rearm_credit;
     struct rw_conn *starved_head, *starved_tail; /* FIFO of UR_STARVED connections */
+    /*
+     * bundles (kernel-notes/26): a bundle CQE names only its first buffer; the others are the
+     * ring's next entries in ring order, which are not bid + 1 since buffers come back in any
+     * order. So: slot_bid[slot] is the bid last written at that ring slot, buf_pos[bid] the ring
+     * position (mod 2^16, as the kernel counts) it was written at, and slot_done[slot] says the
+     * kernel took it and its CQE was handled. ring_head is the oldest position whose CQE was not
+     * handled yet: a slot is written again only below ring_head + buf_count, so an entry the
+     * kernel took but whose CQE is still to come (CQEs need not arrive in ring order) is never
+     * overwritten; a buffer returned while the ring is full that way waits in deferred. NULL
+     * unless bundles are on.
+     */
+    uint16_t *slot_bid;
+    uint16_t *buf_pos;
+    uint8_t *slot_done;
+    uint16_t *deferred;
+    uint32_t deferred_count;
+    uint16_t ring_head;
     uint32_t accept_live; /* bit i: listener i's multishot accept SQE has not ended */
     bool accept_want;
     bool wake_live;
@@ -155,6 +172,19 @@ uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flag
 /* struct rw_rxbuf's hold and release (owner: the backend). */
 bool rw__ur_buf_hold(void *owner, uint32_t bid);
 void rw__ur_buf_release(void *owner, uint32_t bid);
+/* bundles: allocate the ring mirror (before rw__ur_bufs_setup) / free it. 0 or -ENOMEM. */
+int rw__ur_bundles_alloc(struct ur_backend *ur);
+void rw__ur_bundles_free(struct ur_backend *ur);
+/* bundles: the res > 0 bytes of a CQE whose first buffer is bid0: take the buffers they fill,
+ * in ring order from bid0's position (*first_pos), out of the ring and each held once for the
+ * core while it parses; how many. */
+uint32_t rw__ur_bundle_take(struct ur_backend *ur, uint32_t bid0, uint32_t res,
+                            uint32_t *first_pos);
+/* bundles: the buffer at ring position pos of that CQE, and *len: its share of the left bytes
+ * still to feed. */
+uint32_t rw__ur_bundle_buf(struct ur_backend *ur, uint32_t pos, uint32_t left, uint32_t *len);
+/* bundles: that CQE's n buffers are handled: their ring slots may be written again. */
+void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n);
 /* Make the buffers returned since the last call visible to the kernel. */
 void rw__ur_buf_publish(struct ur_backend *ur);
 /* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */

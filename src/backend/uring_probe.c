@@ -233,7 +233,7 @@ void rw__uring_probe_print(FILE *out)
         fprintf(out, "multishot accept (5.19): %s\n", yes_no(r.ops[IORING_OP_ACCEPT]));
         fprintf(out, "IORING_SETUP_SINGLE_ISSUER (6.0): %s\n", yes_no(r.single_issuer));
         fprintf(out, "IORING_SETUP_DEFER_TASKRUN (6.1): %s\n", yes_no(r.defer_taskrun));
-        fprintf(out, "recv bundles (6.10, not used yet): %s\n",
+        fprintf(out, "recv bundles (6.10, --uring-features bundles): %s\n",
                 yes_no(r.features & RWC_FEAT_RECVSEND_BUNDLE));
     }
     char reason[512];
