@@ -48,6 +48,7 @@
     X(MEM_TRIMS, "mem_trims")                                                                      \
     X(ZC_REPLIES, "zc_replies")                                                                    \
     X(ZC_COPIED_LOW, "zc_copied_low")                                                              \
+    X(FIXED_FILES, "fixed_files")                                                                  \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")
