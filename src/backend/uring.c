@@ -98,7 +98,7 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         }
     }
     if (ur->features & RW_UF_FIXED_FILES) {
-        /* One empty slot per connection slot, same index: sockets go in at open (kernel-notes/25). */
+        /* One empty slot per connection slot, same index: filled at open (kernel-notes/25). */
         int frc = io_uring_register_files_sparse(&ur->ring, ur->conn_cap);
         if (frc < 0) {
             ur->features &= ~RW_UF_FIXED_FILES;

@@ -153,6 +153,7 @@ void rw__uring_features_print(FILE *out)
                 features[i].kernel, (kernel & features[i].bit) ? "yes" : "no",
                 (RW_UF_DEFAULT & features[i].bit) ? "on" : "off", features[i].why);
     /* Candidates measured or considered but not implemented: say so rather than stay silent. */
-    fprintf(out, "  not implemented: direct descriptors (accept into the table), recv bundles (6.10), "
-                 "send_zc, sqpoll (kernel-notes/22)\n");
+    fprintf(out,
+            "  not implemented: direct descriptors (accept into the table), recv bundles (6.10), "
+            "send_zc, sqpoll (kernel-notes/22)\n");
 }

@@ -121,7 +121,8 @@ static const char *help_text(enum rw_stat k)
     case RW_STAT_ZC_COPIED_LOW:
         return "Replies copied instead of lent: the buffer ring was running low.";
     case RW_STAT_FIXED_FILES:
-        return "Connections whose socket went into the ring's fixed-file table (uring fixed-files).";
+        return "Connections whose socket went into the ring's fixed-file table (uring "
+               "fixed-files).";
     case RW_STAT_CPU_US:
         return "CPU time of the worker threads (user and system).";
     case RW_STAT_CPU_USER_US:
