@@ -51,7 +51,8 @@ static const struct {
      "every io_uring_enter, which arms and cancels an hrtimer each time the loop sleeps "
      "(kernel-notes/24)"},
     {RW_UF_FIXED_FILES, "fixed-files", "5.19",
-     OFF_NO_DIFFERENCE
+     "off by default: no saving measured (server CPU per frame 0.995 and 1.068 of the default "
+     "over 16 rounds, intervals containing 1.0); "
      "each socket is also put in a sparse registered file table at its connection slot (one "
      "io_uring_register at open, one at close), and its recv, send and cancel SQEs name the "
      "slot: no fd table lookup per operation; the fd stays for setsockopt, shutdown, "
