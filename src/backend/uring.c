@@ -97,17 +97,8 @@ static int ur_init(struct rw_loop *loop, void **out_be)
                 RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
         }
     }
-    if (ur->features & RW_UF_FIXED_FILES) {
-        /* One empty slot per connection slot, same index: filled at open (kernel-notes/25). */
-        int frc = io_uring_register_files_sparse(&ur->ring, ur->conn_cap);
-        if (frc < 0) {
-            ur->features &= ~RW_UF_FIXED_FILES;
-            if (worker_id == 0)
-                RW_INFO("uring feature fixed-files: a sparse table of %u files refused: %s (needs "
-                        "5.19 and RLIMIT_NOFILE >= --max-conns); off",
-                        ur->conn_cap, strerror(-frc));
-        }
-    }
+    if (ur->features & RW_UF_FIXED_FILES)
+        rw__ur_fixed_setup(ur, worker_id);
     if ((ur->features & RW_UF_MIN_WAIT) &&
         (!(ur->ring_features & RWC_FEAT_MIN_TIMEOUT) || ur->wait_in_poll)) {
         ur->features &= ~RW_UF_MIN_WAIT;
@@ -181,60 +172,13 @@ static void ur_rearm_starved(struct ur_backend *ur)
     }
 }
 
-/*
- * fixed-files: put c's socket in the table at c->index, so that its SQEs skip the fd table
- * lookup (fget/fput) per operation. Synchronous (one io_uring_register), so the recv armed next
- * already finds it; the socket keeps its fd for everything done outside the ring. A failure
- * leaves this connection on its plain fd (kernel-notes/25).
- */
-static void ur_fixed_install(struct ur_backend *ur, struct rw_conn *c)
-{
-    int fd = c->fd;
-    int rc = io_uring_register_files_update(&ur->ring, c->index, &fd, 1);
-    if (rc == 1) {
-        uc(ur, c)->flags |= UR_FIXED;
-        rw__stat_add(ur->stats, RW_STAT_FIXED_FILES, 1);
-        return;
-    }
-    if (!ur->fixed_warned) {
-        ur->fixed_warned = true;
-        RW_WARN("uring fixed-files: installing fd %d at slot %u: %s; that connection (and any "
-                "other that fails) uses its plain fd",
-                c->fd, c->index, strerror(rc < 0 ? -rc : EIO));
-    }
-}
-
-/*
- * Close c's socket. Its fixed slot is emptied first, synchronously: only after the last CQE
- * (nothing in flight still names the slot) and before the slot can be reused, so a new
- * connection there never finds the old file, and the socket really closes with close(fd)
- * instead of living on in the table.
- */
-static void ur_close_fd(struct ur_backend *ur, struct rw_conn *c)
-{
-    struct ur_conn *cs = uc(ur, c);
-    RW_ASSERT(cs->inflight == 0);
-    if (cs->flags & UR_FIXED) {
-        cs->flags &= ~UR_FIXED;
-        int none = -1;
-        int rc = io_uring_register_files_update(&ur->ring, c->index, &none, 1);
-        if (rc != 1 && !ur->fixed_warned) {
-            ur->fixed_warned = true;
-            RW_WARN("uring fixed-files: emptying slot %u: %s; the socket stays open until the "
-                    "slot is reused",
-                    c->index, strerror(rc < 0 ? -rc : EIO));
-        }
-    }
-    close(c->fd);
-}
-
 static int ur_conn_open(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
     /* A slot's state is whatever its last connection left: start afresh. */
     *uc(ur, c) = (struct ur_conn){.flags = UR_WANT_READ};
     if (ur->features & RW_UF_FIXED_FILES)
-        ur_fixed_install(ur, c);
+        rw__ur_fixed_install(ur, c);
     ur_arm_recv(ur, c);
     return 0;
 }
@@ -316,7 +260,7 @@ static bool ur_close(void *be, struct rw_conn *c)
     cs->flags &= ~UR_WANT_READ;
     rw__ur_unstarve(ur, c);
     if (cs->inflight == 0) {
-        ur_close_fd(ur, c);
+        rw__ur_close_fd(ur, c);
         return true;
     }
     /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
@@ -331,7 +275,7 @@ static void ur_op_done(struct ur_backend *ur, struct rw_conn *c)
     RW_ASSERT(cs->inflight > 0);
     cs->inflight--;
     if ((cs->flags & UR_CLOSING) && cs->inflight == 0) {
-        ur_close_fd(ur, c);
+        rw__ur_close_fd(ur, c);
         rw__conn_on_released(c);
     }
 }

@@ -159,6 +159,15 @@ void rw__ur_accept_stop(void *be);
 /* A CQE of a listener's multishot accept. */
 void rw__ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe);
 
+/* ---- fixed-files (uring_files.c) ---- */
+
+/* ur_init with fixed-files on: the table (feature off, logged by worker 0, when refused). */
+void rw__ur_fixed_setup(struct ur_backend *ur, int worker_id);
+/* Put c's socket in the fixed table at c->index (UR_FIXED on success; else c keeps its fd). */
+void rw__ur_fixed_install(struct ur_backend *ur, struct rw_conn *c);
+/* close(c->fd), first emptying its fixed slot; only with nothing of c in flight. */
+void rw__ur_close_fd(struct ur_backend *ur, struct rw_conn *c);
+
 /* ---- the provided-buffer ring (uring_bufs.c) ---- */
 
 int rw__ur_bufs_setup(struct ur_backend *ur, int worker_id);
