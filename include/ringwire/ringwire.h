@@ -54,6 +54,7 @@ enum rw_uring_feature {
     RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
     RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching (6.12) */
     RW_UF_RING_TIMER = 1u << 4, /* the wait's deadline as a timeout SQE kept across waits */
+    RW_UF_FIXED_FILES = 1u << 5, /* sockets also in a registered file table (5.19) */
     RW_UF_BUNDLES = 1u << 6,    /* multishot recv bundles: one CQE, several buffers (6.10) */
 };
 

@@ -98,6 +98,8 @@ static int ur_init(struct rw_loop *loop, void **out_be)
                 RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
         }
     }
+    if (ur->features & RW_UF_FIXED_FILES)
+        rw__ur_fixed_setup(ur, worker_id);
     if ((ur->features & RW_UF_MIN_WAIT) &&
         (!(ur->ring_features & RWC_FEAT_MIN_TIMEOUT) || ur->wait_in_poll)) {
         ur->features &= ~RW_UF_MIN_WAIT;
@@ -164,6 +166,7 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     struct ur_conn *cs = uc(ur, c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+    ur_sqe_file(cs, c, sqe);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
     if (ur->features & RW_UF_BUNDLES)
@@ -198,6 +201,8 @@ static int ur_conn_open(void *be, struct rw_conn *c)
     struct ur_backend *ur = be;
     /* A slot's state is whatever its last connection left: start afresh. */
     *uc(ur, c) = (struct ur_conn){.flags = UR_WANT_READ};
+    if (ur->features & RW_UF_FIXED_FILES)
+        rw__ur_fixed_install(ur, c);
     ur_arm_recv(ur, c);
     return 0;
 }
@@ -206,7 +211,9 @@ static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target,
 {
     struct ur_conn *cs = uc(ur, c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    if (flags & IORING_ASYNC_CANCEL_FD)
+    if ((flags & IORING_ASYNC_CANCEL_FD) && (cs->flags & UR_FIXED))
+        io_uring_prep_cancel_fd(sqe, (int)c->index, flags | IORING_ASYNC_CANCEL_FD_FIXED);
+    else if (flags & IORING_ASYNC_CANCEL_FD)
         io_uring_prep_cancel_fd(sqe, c->fd, flags);
     else
         io_uring_prep_cancel64(sqe, target, flags);
@@ -259,6 +266,7 @@ static int ur_flush(void *be, struct rw_conn *c)
         s->msg.msg_iovlen = count;
         io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
     }
+    ur_sqe_file(cs, c, sqe);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
     cs->send = s;
     cs->flags |= UR_SEND;
@@ -276,7 +284,7 @@ static bool ur_close(void *be, struct rw_conn *c)
     cs->flags &= ~UR_WANT_READ;
     rw__ur_unstarve(ur, c);
     if (cs->inflight == 0) {
-        close(c->fd);
+        rw__ur_close_fd(ur, c);
         return true;
     }
     /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
@@ -291,7 +299,7 @@ static void ur_op_done(struct ur_backend *ur, struct rw_conn *c)
     RW_ASSERT(cs->inflight > 0);
     cs->inflight--;
     if ((cs->flags & UR_CLOSING) && cs->inflight == 0) {
-        close(c->fd);
+        rw__ur_close_fd(ur, c);
         rw__conn_on_released(c);
     }
 }

@@ -26,6 +26,9 @@ enum {
     UR_EOF = 1u << 4,         /* recv returned 0: never re-arm */
     UR_CLOSING = 1u << 5,     /* waiting for inflight to drain, then close(fd) */
     UR_STARVED = 1u << 6,     /* on the starved list: re-armed when a buffer comes back */
+    /* fixed-files: the socket is also in the ring's file table at index conn->index; its SQEs
+     * name that index (IOSQE_FIXED_FILE). Off for a connection whose install failed. */
+    UR_FIXED = 1u << 7,
 };
 
 #define BUF_GROUP 0
@@ -116,6 +119,7 @@ struct ur_backend {
     bool accept_want;
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
+    bool fixed_warned; /* fixed-files: a table update failed once (logged once) */
     /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
     struct ur_conn *conn_state;
     /* Send contexts: touched only when used (bump index), recycled through a free list. */
@@ -136,6 +140,16 @@ static inline struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)
 static inline uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)
 {
     return ((uint64_t)op << 56) | ((uint64_t)c->generation << 24) | c->index;
+}
+
+/* Point sqe (prepared with c->fd) at c's fixed-file slot when it has one (kernel-notes/25). */
+static inline void ur_sqe_file(const struct ur_conn *cs, const struct rw_conn *c,
+                               struct io_uring_sqe *sqe)
+{
+    if (cs->flags & UR_FIXED) {
+        sqe->fd = (int)c->index;
+        sqe->flags |= IOSQE_FIXED_FILE;
+    }
 }
 
 /* A free SQE; when the SQ is full, what is queued goes to the kernel first. */
@@ -162,6 +176,15 @@ int rw__ur_accept_start(void *be);
 void rw__ur_accept_stop(void *be);
 /* A CQE of a listener's multishot accept. */
 void rw__ur_on_accept(struct ur_backend *ur, struct io_uring_cqe *cqe);
+
+/* ---- fixed-files (uring_files.c) ---- */
+
+/* ur_init with fixed-files on: the table (feature off, logged by worker 0, when refused). */
+void rw__ur_fixed_setup(struct ur_backend *ur, int worker_id);
+/* Put c's socket in the fixed table at c->index (UR_FIXED on success; else c keeps its fd). */
+void rw__ur_fixed_install(struct ur_backend *ur, struct rw_conn *c);
+/* close(c->fd), first emptying its fixed slot; only with nothing of c in flight. */
+void rw__ur_close_fd(struct ur_backend *ur, struct rw_conn *c);
 
 /* ---- the provided-buffer ring (uring_bufs.c) ---- */
 

@@ -124,6 +124,9 @@ static const char *help_text(enum rw_stat k)
         return "Receive completions that carried more than one buffer (uring bundles).";
     case RW_STAT_RECV_BUNDLE_BUFS:
         return "Buffers carried by those completions (uring bundles).";
+    case RW_STAT_FIXED_FILES:
+        return "Connections whose socket went into the ring's fixed-file table (uring "
+               "fixed-files).";
     case RW_STAT_CPU_US:
         return "CPU time of the worker threads (user and system).";
     case RW_STAT_CPU_USER_US:

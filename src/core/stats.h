@@ -50,6 +50,7 @@
     X(ZC_COPIED_LOW, "zc_copied_low")                                                              \
     X(RECV_BUNDLES, "recv_bundles")                                                                \
     X(RECV_BUNDLE_BUFS, "recv_bundle_bufs")                                                        \
+    X(FIXED_FILES, "fixed_files")                                                                  \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")

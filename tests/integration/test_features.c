@@ -210,8 +210,8 @@ START_TEST(test_features_option_probe_and_stats_line)
     ck_assert_int_eq(h_run_args(empty, 5000, out, sizeof(out)), 2);
     const char *probe[] = {"--probe", NULL};
     ck_assert_int_eq(h_run_args(probe, 5000, out, sizeof(out)), 0);
-    static const char *const names[] = {"zc-replies", "inc-bufs",   "reg-ring",
-                                        "min-wait",   "ring-timer", "bundles"};
+    static const char *const names[] = {"zc-replies", "inc-bufs", "reg-ring",   "min-wait",
+                                        "ring-timer", "bundles",  "fixed-files"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char key[64];
         snprintf(key, sizeof(key), "\n  %s ", names[i]);
@@ -454,6 +454,61 @@ START_TEST(test_features_bundles_off_beside_inc_bufs)
 }
 END_TEST
 
+/*
+ * fixed-files: every accepted socket goes into the ring's file table at its connection slot
+ * (fixed_files counts them) and its recv, send and cancel SQEs name that slot. Many
+ * connections open, echo (one frame, then a pipelined burst that sendmsg gathers) and close
+ * in waves, so slots are emptied and reused many times: each new connection must see its own
+ * bytes, never the previous socket's. Then the server closes one itself (--idle-timeout,
+ * through the cancel of its armed recv by fixed slot) and the client must see EOF: the table
+ * no longer holds the socket once close(fd) is done. On epoll the option is accepted and no
+ * socket is counted.
+ */
+START_TEST(test_features_fixed_files_slots_reused)
+{
+    enum { WAVES = 40, PER_WAVE = 6 };
+    struct h_server srv;
+    const char *args[] = {"--uring-features", "+fixed-files", "--idle-timeout", "3s", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    char line[8192];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    if (is_uring())
+        ck_assert_msg(strstr(line, "fixed-files"), "%s", line);
+    else
+        ck_assert_msg(!strstr(line, "uring_features="), "%s", line);
+    for (int w = 0; w < WAVES; w++) {
+        int fds[PER_WAVE];
+        for (int i = 0; i < PER_WAVE; i++)
+            fds[i] = h_connect_ok(&srv);
+        for (int i = 0; i < PER_WAVE; i++) {
+            char msg[32];
+            int n = snprintf(msg, sizeof(msg), "wave %d conn %d", w, i);
+            h_echo_ok(fds[i], msg, (uint32_t)n, 5000 * h_time_factor());
+            pipelined_echo_ok(fds[i], 100 + (uint32_t)(w * PER_WAVE + i), 8,
+                              (uint32_t)(w * 1000 + i));
+        }
+        /* Closed in a different order each wave, so slots come back shuffled. */
+        for (int i = 0; i < PER_WAVE; i++)
+            close(fds[(i + w) % PER_WAVE]);
+    }
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000), 0);
+    int idle = h_connect_ok(&srv);
+    h_echo_ok(idle, "then idle", 9, 5000 * h_time_factor());
+    ck_assert_int_eq(h_expect_close(idle, 15000 * h_time_factor()), 0);
+    close(idle);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000), 0);
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    int64_t accepted = h_stat_get(line, "accepted"), fixed = h_stat_get(line, "fixed_files");
+    fprintf(stderr, "%s +fixed-files: accepted=%lld fixed_files=%lld reaped_idle=%lld\n",
+            h_backend(), (long long)accepted, (long long)fixed,
+            (long long)h_stat_get(line, "reaped_idle"));
+    ck_assert_int_eq(accepted, WAVES * PER_WAVE + 1);
+    ck_assert_int_eq(h_stat_get(line, "reaped_idle"), 1);
+    ck_assert_int_eq(fixed, is_uring() ? accepted : 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 int main(void)
 {
     h_init(300);
@@ -477,5 +532,7 @@ int main(void)
                test_features_bundles_short_ring_nobody_starved, 120);
     h_add_case(s, "test_features_bundles_off_beside_inc_bufs",
                test_features_bundles_off_beside_inc_bufs, 60);
+    h_add_case(s, "test_features_fixed_files_slots_reused", test_features_fixed_files_slots_reused,
+               120);
     return h_run_suite(s);
 }
