@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <stdbool.h>
+#include <string.h>
 
 #include <ringwire/frame.h>
 
@@ -87,9 +88,19 @@ ssize_t rw_framing_parse(const struct rw_framing *f, const uint8_t *buf, size_t 
         return 0;
     RW_ASSERT(buf != NULL);
     uint32_t payload_len = 0;
-    int rc = rw__framing_length(f, buf, max_bytes, &payload_len);
-    if (rc < 0)
-        return rc;
+    if (f->length_bytes == 4 && f->offset == 0 && f->order == RW_LENGTH_BIG && f->adjust == 0) {
+        /* SPEC's framing (offset 0, 4 bytes, big-endian, no adjustment), every frame of the
+         * default server: one load instead of the general field loop (kernel-notes/17). */
+        uint32_t be;
+        memcpy(&be, buf, sizeof(be));
+        payload_len = __builtin_bswap32(be);
+        if (payload_len > max_bytes)
+            return -EMSGSIZE;
+    } else {
+        int rc = rw__framing_length(f, buf, max_bytes, &payload_len);
+        if (rc < 0)
+            return rc;
+    }
     if (len - hl < payload_len)
         return 0;
     out->header = buf;
