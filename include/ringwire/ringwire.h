@@ -54,6 +54,8 @@ enum rw_uring_feature {
     RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
     RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching (6.12) */
     RW_UF_RING_TIMER = 1u << 4, /* the wait's deadline as a timeout SQE kept across waits */
+    RW_UF_SEND_ZC = 1u << 7,    /* zero-copy sends (IORING_OP_SEND[MSG]_ZC, 6.1) of 16 KiB+ */
+    RW_UF_SQPOLL = 1u << 8,     /* a kernel thread polls the submission queue (opt-in) */
 };
 
 /* One address to listen on, resolved (rw_options_add_listen fills it). */

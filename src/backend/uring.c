@@ -32,7 +32,43 @@
 #include "uring_impl.h"
 #include "uring_valgrind.h"
 
-static int ur_setup_ring(struct ur_backend *ur)
+/* One io_uring_queue_init_params with these setup flags; 0 or -errno. */
+static int ur_queue_init(struct ur_backend *ur, unsigned flags)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = flags | IORING_SETUP_CQSIZE;
+    p.cq_entries = RW_URING_SQ_ENTRIES * 8;
+    p.sq_thread_idle = RW_URING_SQPOLL_IDLE_MS; /* read only with IORING_SETUP_SQPOLL */
+    int rc = io_uring_queue_init_params(RW_URING_SQ_ENTRIES, &ur->ring, &p);
+    if (rc == 0)
+        ur->ring_features = p.features;
+    return rc;
+}
+
+/*
+ * sqpoll (kernel-notes/28): the kernel refuses DEFER_TASKRUN and COOP_TASKRUN with SQPOLL
+ * (EINVAL: completions are not run by the submitting task there), takes SINGLE_ISSUER (the SQ
+ * thread is then the one issuer). Sockets we did not register need IORING_FEAT_SQPOLL_NONFIXED
+ * (5.11, which also lets an unprivileged process use SQPOLL). 0, or -errno: ring not set up.
+ */
+static int ur_setup_sqpoll(struct ur_backend *ur)
+{
+    static const unsigned flag_sets[] = {
+        IORING_SETUP_SQPOLL | IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_SUBMIT_ALL,
+        IORING_SETUP_SQPOLL | IORING_SETUP_SUBMIT_ALL,
+    };
+    int rc = -EINVAL;
+    for (size_t i = 0; i < sizeof(flag_sets) / sizeof(flag_sets[0]) && rc == -EINVAL; i++)
+        rc = ur_queue_init(ur, flag_sets[i]);
+    if (rc == 0 && !(ur->ring_features & IORING_FEAT_SQPOLL_NONFIXED)) {
+        io_uring_queue_exit(&ur->ring);
+        rc = -EOPNOTSUPP;
+    }
+    return rc;
+}
+
+static int ur_setup_ring(struct ur_backend *ur, int worker_id)
 {
     /* Most capable first; older kernels reject unknown flags with EINVAL (kernel-notes/02). */
     static const unsigned flag_sets[] = {
@@ -40,20 +76,24 @@ static int ur_setup_ring(struct ur_backend *ur)
         IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
         0,
     };
+    if (ur->features & RW_UF_SQPOLL) {
+        int rc = ur_setup_sqpoll(ur);
+        if (rc == 0)
+            return 0;
+        /* EPERM (before 5.11 unprivileged), EINVAL, EOPNOTSUPP: set up as without it. */
+        ur->features &= ~RW_UF_SQPOLL;
+        if (worker_id == 0)
+            RW_INFO("uring feature sqpoll: refused by the kernel (%s; needs 5.11); off",
+                    strerror(-rc));
+    }
     /* With DEFER_TASKRUN completions wait for the task's next io_uring_enter, so
      * poll() on the ring fd (the valgrind wait) would never wake: skip it there. */
     size_t first = ur->wait_in_poll ? 1 : 0;
     int rc = -EINVAL;
     for (size_t i = first; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof(p));
-        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
-        p.cq_entries = RW_URING_SQ_ENTRIES * 8;
-        rc = io_uring_queue_init_params(RW_URING_SQ_ENTRIES, &ur->ring, &p);
-        if (rc != -EINVAL) {
-            ur->ring_features = p.features;
+        rc = ur_queue_init(ur, flag_sets[i]);
+        if (rc != -EINVAL)
             return rc;
-        }
     }
     return rc;
 }
@@ -86,7 +126,7 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         rc = -ENOMEM;
         goto err_free;
     }
-    rc = ur_setup_ring(ur);
+    rc = ur_setup_ring(ur, worker_id);
     if (rc < 0)
         goto err_free;
     if (ur->features & RW_UF_REG_RING) {
@@ -102,6 +142,12 @@ static int ur_init(struct rw_loop *loop, void **out_be)
         ur->features &= ~RW_UF_MIN_WAIT;
         if (worker_id == 0 && !ur->wait_in_poll)
             RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
+    }
+    if ((ur->features & RW_UF_SEND_ZC) && rw__uring_send_zc_probe(&ur->zc_report) < 0) {
+        ur->features &= ~RW_UF_SEND_ZC;
+        if (worker_id == 0)
+            RW_INFO("uring feature send-zc: the kernel lacks IORING_OP_SEND_ZC and "
+                    "IORING_OP_SENDMSG_ZC (6.1); off");
     }
     rc = rw__ur_bufs_setup(ur, worker_id);
     if (rc < 0)
@@ -212,6 +258,14 @@ static void ur_read_resume(void *be, struct rw_conn *c)
         ur_arm_recv(ur, c);
 }
 
+static size_t iov_bytes(const struct iovec *iov, size_t count)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++)
+        bytes += iov[i].iov_len;
+    return bytes;
+}
+
 static int ur_flush(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
@@ -226,15 +280,31 @@ static int ur_flush(void *be, struct rw_conn *c)
     RW_ASSERT(ur->sends_used <= ur->conn_cap);
     size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
+    /* send-zc: large sends go out from our pages, which stay ours only after the kernel's
+     * notification (ur_on_send; kernel-notes/27). */
+    s->zc = (ur->features & RW_UF_SEND_ZC) && iov_bytes(s->iov, count) >= RW_SEND_ZC_MIN_BYTES;
+    s->zc_got_res = false;
+    s->zc_done = false;
+    unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    if (count == 1) {
+    if (count == 1 && s->zc) {
+        io_uring_prep_send_zc(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL,
+                              zc_flags);
+    } else if (count == 1) {
         io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         memset(&s->msg, 0, sizeof(s->msg));
         s->msg.msg_iov = s->iov;
         s->msg.msg_iovlen = count;
-        io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+        if (s->zc) {
+            io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+            sqe->ioprio |= (__u16)zc_flags; /* liburing 2.3's helper takes no zc_flags */
+        } else {
+            io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+        }
     }
+    if (s->zc)
+        rw__stat_add(ur->stats, RW_STAT_SEND_ZC_CALLS, 1);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
     cs->send = s;
     cs->flags |= UR_SEND;
@@ -327,10 +397,32 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         ur_op_done(ur, c);
 }
 
-static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
+static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
 {
     struct ur_conn *cs = uc(ur, c);
     struct ur_send *s = cs->send;
+    RW_ASSERT(s != NULL);
+    int res = cqe->res;
+    if (s->zc) {
+        /* A zero-copy send posts its result, then (when the result has F_MORE) a notification
+         * once the kernel no longer reads our pages; the bytes (output blocks, lent receive
+         * buffers) are released only after both, so only then has it completed for the core,
+         * and the slot stays in flight until then (kernel-notes/27). Either order is taken. */
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            s->zc_done = true;
+            if ((uint32_t)cqe->res & RWC_NOTIF_USAGE_ZC_COPIED)
+                rw__stat_add(ur->stats, RW_STAT_SEND_ZC_COPIED, 1);
+        } else {
+            RW_ASSERT(!s->zc_got_res);
+            s->zc_got_res = true;
+            s->zc_res = res;
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                s->zc_done = true; /* failed before any page was taken: no notification */
+        }
+        if (!s->zc_got_res || !s->zc_done)
+            return;
+        res = s->zc_res;
+    }
     s->next_free = ur->sends_free;
     ur->sends_free = s;
     cs->send = NULL;
@@ -372,7 +464,7 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
         ur_on_recv(ur, c, cqe);
         break;
     case OP_SEND:
-        ur_on_send(ur, c, cqe->res);
+        ur_on_send(ur, c, cqe);
         break;
     case OP_CANCEL:
         ur_op_done(ur, c);

@@ -120,6 +120,10 @@ static const char *help_text(enum rw_stat k)
         return "Replies sent from the receive buffer they came in (uring zc-replies).";
     case RW_STAT_ZC_COPIED_LOW:
         return "Replies copied instead of lent: the buffer ring was running low.";
+    case RW_STAT_SEND_ZC_CALLS:
+        return "Zero-copy sends submitted (uring send-zc).";
+    case RW_STAT_SEND_ZC_COPIED:
+        return "Zero-copy sends the kernel copied after all (loopback always does).";
     case RW_STAT_CPU_US:
         return "CPU time of the worker threads (user and system).";
     case RW_STAT_CPU_USER_US:

@@ -48,6 +48,8 @@
     X(MEM_TRIMS, "mem_trims")                                                                      \
     X(ZC_REPLIES, "zc_replies")                                                                    \
     X(ZC_COPIED_LOW, "zc_copied_low")                                                              \
+    X(SEND_ZC_CALLS, "send_zc_calls")                                                              \
+    X(SEND_ZC_COPIED, "send_zc_copied")                                                            \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")
