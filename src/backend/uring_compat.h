@@ -47,8 +47,8 @@
  * with EINVAL. liburing 2.3 has io_uring_prep_send_zc and io_uring_prep_sendmsg_zc but not
  * these two (kernel-notes/27).
  */
-#define RWC_SEND_ZC_REPORT_USAGE     (1U << 3)
-#define RWC_NOTIF_USAGE_ZC_COPIED    (1U << 31)
+#define RWC_SEND_ZC_REPORT_USAGE  (1U << 3)
+#define RWC_NOTIF_USAGE_ZC_COPIED (1U << 31)
 
 /*
  * SQPOLL (kernel-notes/28): a kernel thread takes the SQEs off the ring, so a submit is a

@@ -17,7 +17,7 @@
 #include <ringwire/ringwire.h> /* enum rw_uring_feature */
 
 #define RW_UF_ALL                                                                                  \
-    (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT | RW_UF_RING_TIMER |    \
+    (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT | RW_UF_RING_TIMER |      \
      RW_UF_SEND_ZC | RW_UF_SQPOLL)
 
 /*
