@@ -325,6 +325,18 @@ static bool ur_close(void *be, struct rw_conn *c)
         close(c->fd);
         return true;
     }
+    if ((cs->flags & UR_SEND) && cs->send->zc) {
+        /*
+         * send-zc: the notification comes only once the socket lets go of our pages, and a
+         * peer that does not read (or a dead one, after TCP_USER_TIMEOUT) never makes it, so the
+         * slot would wait for ever (and a drain with it). A disconnect (connect AF_UNSPEC:
+         * tcp_disconnect) drops the queued data and resets the peer, as close would after
+         * SO_LINGER 0; the fd stays ours until the last CQE. Only closes that give up on
+         * unsent replies get here: a graceful one waits for every send to complete.
+         */
+        struct sockaddr sa = {.sa_family = AF_UNSPEC};
+        (void)connect(c->fd, &sa, sizeof(sa));
+    }
     /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
     ur_cancel(ur, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
     return false;

@@ -79,11 +79,12 @@
 #define RW_SEND_ZC_MIN_BYTES (16u * 1024u)
 /*
  * sqpoll: how long the kernel's SQ thread keeps polling an idle ring before it sleeps (and the
- * next submit must wake it with an io_uring_enter). 50 ms spans the gaps of a busy server, so
- * under load no submit enters the kernel, yet an idle server burns at most 50 ms of a core
- * after its last SQE (kernel-notes/28).
+ * next submit must wake it with an io_uring_enter). Any load above ~100 submits/s keeps it
+ * awake, so a busy server enters the kernel only to wait; it spins that long after every SQE,
+ * so a server that re-arms its accept every 100 ms while out of descriptors burns 10% of a core
+ * with 10 ms (50% with 50 ms: test_limits_out_of_fds_no_busy_loop saw it; kernel-notes/28).
  */
-#define RW_URING_SQPOLL_IDLE_MS 50u
+#define RW_URING_SQPOLL_IDLE_MS 10u
 /*
  * Liveness sweep (kernel-notes/15): once per interval, walk at most VISITS
  * slots of the table from a round-robin cursor and ask the kernel
