@@ -466,6 +466,44 @@ START_TEST(test_features_send_zc_peer_reset_in_flight)
 }
 END_TEST
 
+/*
+ * send-zc: a peer that sends 1 MiB frames and never reads, reaped by --idle-timeout with a
+ * zero-copy reply stuck on its window: the notification comes only once the socket drops the
+ * queued data, so the close must make it (the backend disconnects the socket); the slot is
+ * released (conns_open 0) and the server still serves.
+ */
+START_TEST(test_features_send_zc_stuck_peer_reaped)
+{
+    enum { FRAMES = 2, PAYLOAD = 1048576 };
+    struct h_server srv;
+    const char *args[] = {"--uring-features", "+send-zc", "--max-frame", "2M",
+                          "--idle-timeout",   "500ms",    NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    bool expect = send_zc_expected(&srv);
+    size_t frame = H_FRAME_HDR + PAYLOAD, total = frame * FRAMES;
+    uint8_t *out = malloc(total);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < FRAMES; i++) {
+        h_put_header(out + frame * (size_t)i, PAYLOAD);
+        h_fill(out + frame * (size_t)i + H_FRAME_HDR, PAYLOAD, 11u * (uint32_t)i);
+    }
+    int stuck = h_connect_ok(&srv);
+    int small = 32 * 1024;
+    (void)setsockopt(stuck, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ck_assert_int_eq(h_send_all(stuck, out, total, 20000 * h_time_factor()), 0);
+    free(out);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "reaped_idle", 1, 10000 * h_time_factor()), 1);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000 * h_time_factor()), 0);
+    ck_assert(h_alive(&srv));
+    close(stuck);
+    int fd = h_connect_ok(&srv);
+    pipelined_echo_ok(fd, 262144, 4, 12);
+    close(fd);
+    check_send_zc_calls(&srv, expect);
+    h_stop_ok(&srv);
+}
+END_TEST
+
 /* Threads of pid named iou-sqp-*: the kernel's SQ threads (one per SQPOLL ring). */
 static int sqpoll_threads(pid_t pid)
 {
@@ -501,13 +539,19 @@ static void sqpoll_echo(const char *features)
     struct h_server srv;
     const char *args[] = {"--uring-features", features, "--max-frame", "2M", NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
-    int threads = sqpoll_threads(srv.pid);
     bool active = is_uring() && feature_active(&srv, "sqpoll");
+    int want = active ? h_workers() : 0;
+    /* An SQ thread names itself when it first runs: give it a moment. */
+    int threads = sqpoll_threads(srv.pid);
+    for (int64_t deadline = h_now_ms() + 5000; threads != want && h_now_ms() < deadline;) {
+        h_sleep_ms(20);
+        threads = sqpoll_threads(srv.pid);
+    }
     fprintf(stderr, "%s --uring-features %s: %d iou-sqp threads, sqpoll %s\n", h_backend(),
             features, threads, active ? "active" : "off");
     if (is_uring()) {
         ck_assert_msg(active || strstr(h_log_tail(&srv), "sqpoll"), "sqpoll off without a word");
-        ck_assert_int_eq(threads, active ? h_workers() : 0);
+        ck_assert_int_eq(threads, want);
     } else {
         ck_assert_int_eq(threads, 0);
     }
@@ -564,6 +608,8 @@ int main(void)
                test_features_send_zc_large_frames_exact, 120);
     h_add_case(s, "test_features_send_zc_peer_reset_in_flight",
                test_features_send_zc_peer_reset_in_flight, 120);
+    h_add_case(s, "test_features_send_zc_stuck_peer_reaped",
+               test_features_send_zc_stuck_peer_reaped, 60);
     h_add_case(s, "test_features_sqpoll_thread_and_exact_echo",
                test_features_sqpoll_thread_and_exact_echo, 120);
     h_add_case(s, "test_features_sqpoll_with_every_feature",
