@@ -11,6 +11,9 @@
  * uring_accept.c's). A connection is released only
  * after the last CQE of every operation it had in flight. See kernel-notes/
  * for each feature.
+ * long: the ring setup, the per-connection recv/send/close state machine and the wait share
+ * struct ur_conn's flags; the send path (send-zc) can move to its own file once the parallel
+ * feature branches of issue 11 are merged.
  */
 #include <errno.h>
 #include <poll.h>
