@@ -56,6 +56,8 @@ enum rw_uring_feature {
     RW_UF_RING_TIMER = 1u << 4, /* the wait's deadline as a timeout SQE kept across waits */
     RW_UF_FIXED_FILES = 1u << 5, /* sockets also in a registered file table (5.19) */
     RW_UF_BUNDLES = 1u << 6,    /* multishot recv bundles: one CQE, several buffers (6.10) */
+    RW_UF_SEND_ZC = 1u << 7,    /* zero-copy sends (IORING_OP_SEND[MSG]_ZC, 6.1) of 16 KiB+ */
+    RW_UF_SQPOLL = 1u << 8,     /* a kernel thread polls the submission queue (opt-in) */
 };
 
 /* One address to listen on, resolved (rw_options_add_listen fills it). */

@@ -6,6 +6,7 @@
 #ifndef RW_BACKENDS_H
 #define RW_BACKENDS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,5 +27,10 @@ void rw__uring_probe_print(FILE *out);
 void rw__uring_features_print(FILE *out);
 /* Kernel support of each optional feature, probed on a small ring (enum rw_uring_feature). */
 uint32_t rw__uring_features_kernel(void);
+/*
+ * send-zc: 0 when the kernel has IORING_OP_SEND_ZC and IORING_OP_SENDMSG_ZC (6.1), with
+ * *report_usage whether it also takes IORING_SEND_ZC_REPORT_USAGE (6.2); else -EOPNOTSUPP.
+ */
+int rw__uring_send_zc_probe(bool *report_usage);
 
 #endif

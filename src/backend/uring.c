@@ -3,12 +3,12 @@
  * from one ring-mapped provided-buffer ring per loop (buffers go back to the
  * ring as soon as the core has parsed them); at most one gathered send in
  * flight per connection; every SQE of a loop turn reaches the kernel in one
- * io_uring_submit_and_wait_timeout. A multishot that ends (CQE without
+ * io_uring_enter. A multishot that ends (CQE without
  * IORING_CQE_F_MORE: overflow, cancel, error) is re-armed here when the core
  * still wants it; one that ended because the buffer ring ran dry (ENOBUFS)
  * waits on the starved list until a buffer comes back for it (the buffer ring
  * and the starved list are uring_bufs.c's, accepts and the wake read
- * uring_accept.c's). A connection is released only
+ * uring_accept.c's, the ring's setup uring_setup.c's). A connection is released only
  * after the last CQE of every operation it had in flight. See kernel-notes/
  * for each feature.
  */
@@ -31,135 +31,6 @@
 #include "uring_features.h"
 #include "uring_impl.h"
 #include "uring_valgrind.h"
-
-static int ur_setup_ring(struct ur_backend *ur)
-{
-    /* Most capable first; older kernels reject unknown flags with EINVAL (kernel-notes/02). */
-    static const unsigned flag_sets[] = {
-        IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SUBMIT_ALL,
-        0,
-    };
-    /* With DEFER_TASKRUN completions wait for the task's next io_uring_enter, so
-     * poll() on the ring fd (the valgrind wait) would never wake: skip it there. */
-    size_t first = ur->wait_in_poll ? 1 : 0;
-    int rc = -EINVAL;
-    for (size_t i = first; i < sizeof(flag_sets) / sizeof(flag_sets[0]); i++) {
-        struct io_uring_params p;
-        memset(&p, 0, sizeof(p));
-        p.flags = flag_sets[i] | IORING_SETUP_CQSIZE;
-        p.cq_entries = RW_URING_SQ_ENTRIES * 8;
-        rc = io_uring_queue_init_params(RW_URING_SQ_ENTRIES, &ur->ring, &p);
-        if (rc != -EINVAL) {
-            ur->ring_features = p.features;
-            return rc;
-        }
-    }
-    return rc;
-}
-
-static int ur_init(struct rw_loop *loop, void **out_be)
-{
-    const struct rw_options *cfg = rw__loop_config(loop);
-    int worker_id = rw__loop_worker_id(loop);
-    struct ur_backend *ur = calloc(1, sizeof(*ur));
-    if (!ur)
-        return -ENOMEM;
-    int rc;
-    ur->loop = loop;
-    ur->stats = rw__loop_stats(loop);
-    ur->conns = rw__loop_conns(loop);
-    ur->conn_cap = rw__loop_conn_cap(loop);
-    ur->listen_fds = rw__loop_listen_fds(loop, &ur->listen_count);
-    ur->wake_fd = rw__loop_wake_fd(loop);
-    ur->clock_lag_ms = rw__loop_clock_lag_ms(loop);
-    ur->wait_in_poll = rw__under_valgrind();
-    ur->buf_count = cfg->buf_count;
-    ur->buf_size = cfg->buf_size_bytes;
-    /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
-    ur->sends = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->sends));
-    ur->conn_state = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->conn_state));
-    /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
-    ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
-    ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state)); /* 8 bytes a buffer */
-    ur->features = cfg->uring_features;
-    if (!ur->sends || !ur->conn_state || !ur->bufs || !ur->buf_state) {
-        rc = -ENOMEM;
-        goto err_free;
-    }
-    rc = ur_setup_ring(ur);
-    if (rc < 0)
-        goto err_free;
-    if (ur->features & RW_UF_REG_RING) {
-        /* io_uring_enter then finds the ring without an fd table lookup (kernel-notes/20). */
-        if (io_uring_register_ring_fd(&ur->ring) != 1) {
-            ur->features &= ~RW_UF_REG_RING;
-            if (worker_id == 0)
-                RW_INFO("uring feature reg-ring: refused by the kernel (needs 5.18); off");
-        }
-    }
-    if (ur->features & RW_UF_FIXED_FILES)
-        rw__ur_fixed_setup(ur, worker_id);
-    if ((ur->features & RW_UF_MIN_WAIT) &&
-        (!(ur->ring_features & RWC_FEAT_MIN_TIMEOUT) || ur->wait_in_poll)) {
-        ur->features &= ~RW_UF_MIN_WAIT;
-        if (worker_id == 0 && !ur->wait_in_poll)
-            RW_INFO("uring feature min-wait: the kernel lacks IORING_FEAT_MIN_TIMEOUT (6.12); off");
-    }
-    if ((ur->features & RW_UF_BUNDLES) && !(ur->ring_features & RWC_FEAT_RECVSEND_BUNDLE)) {
-        ur->features &= ~RW_UF_BUNDLES;
-        if (worker_id == 0)
-            RW_INFO("uring feature bundles: the kernel lacks IORING_FEAT_RECVSEND_BUNDLE (6.10); "
-                    "off");
-    }
-    if ((ur->features & RW_UF_BUNDLES) && rw__ur_bundles_alloc(ur) < 0) {
-        rc = -ENOMEM;
-        goto err_ring;
-    }
-    rc = rw__ur_bufs_setup(ur, worker_id);
-    if (rc < 0)
-        goto err_ring;
-    if ((ur->features & RW_UF_BUNDLES) && (ur->features & RW_UF_INC_BUFS)) {
-        /* Not combined: with an incremental ring a bundle's first and last buffers are partly
-         * filled, and a retried bundle's CQE can carry the first pass's BUF_MORE (kernel-notes/26).
-         */
-        ur->features &= ~RW_UF_BUNDLES;
-        rw__ur_bundles_free(ur);
-        if (worker_id == 0)
-            RW_INFO("uring feature bundles: not combined with inc-bufs; off");
-    }
-    rw__loop_set_zc_min_bytes(loop, RW_ZC_MIN_BYTES);
-    if (worker_id == 0)
-        rw__uring_features_format(ur->features, rw__stats_uring_features,
-                                  sizeof(rw__stats_uring_features));
-    rw__ur_arm_wake(ur);
-    *out_be = ur;
-    return 0;
-
-err_ring:
-    rw__ur_bundles_free(ur);
-    io_uring_queue_exit(&ur->ring);
-err_free:
-    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
-    rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
-    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
-    free(ur->buf_state);
-    free(ur);
-    return rc;
-}
-
-static void ur_destroy(void *be)
-{
-    struct ur_backend *ur = be;
-    rwc_free_buf_ring(&ur->ring, ur->br, ur->buf_count, BUF_GROUP);
-    io_uring_queue_exit(&ur->ring); /* cancels whatever is still in flight */
-    rw__ur_bundles_free(ur);
-    rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
-    rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
-    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
-    free(ur->buf_state);
-    free(ur);
-}
 
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
 {
@@ -243,6 +114,14 @@ static void ur_read_resume(void *be, struct rw_conn *c)
         ur_arm_recv(ur, c);
 }
 
+static size_t iov_bytes(const struct iovec *iov, size_t count)
+{
+    size_t bytes = 0;
+    for (size_t i = 0; i < count; i++)
+        bytes += iov[i].iov_len;
+    return bytes;
+}
+
 static int ur_flush(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
@@ -257,16 +136,32 @@ static int ur_flush(void *be, struct rw_conn *c)
     RW_ASSERT(ur->sends_used <= ur->conn_cap);
     size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
+    /* send-zc: large sends go out from our pages, which stay ours only after the kernel's
+     * notification (ur_on_send; kernel-notes/27). */
+    s->zc = (ur->features & RW_UF_SEND_ZC) && iov_bytes(s->iov, count) >= RW_SEND_ZC_MIN_BYTES;
+    s->zc_got_res = false;
+    s->zc_done = false;
+    unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    if (count == 1) {
+    if (count == 1 && s->zc) {
+        io_uring_prep_send_zc(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL,
+                              zc_flags);
+    } else if (count == 1) {
         io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
     } else {
         memset(&s->msg, 0, sizeof(s->msg));
         s->msg.msg_iov = s->iov;
         s->msg.msg_iovlen = count;
-        io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+        if (s->zc) {
+            io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+            sqe->ioprio |= (__u16)zc_flags; /* liburing 2.3's helper takes no zc_flags */
+        } else {
+            io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+        }
     }
     ur_sqe_file(cs, c, sqe);
+    if (s->zc)
+        rw__stat_add(ur->stats, RW_STAT_SEND_ZC_CALLS, 1);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
     cs->send = s;
     cs->flags |= UR_SEND;
@@ -286,6 +181,18 @@ static bool ur_close(void *be, struct rw_conn *c)
     if (cs->inflight == 0) {
         rw__ur_close_fd(ur, c);
         return true;
+    }
+    if ((cs->flags & UR_SEND) && cs->send->zc) {
+        /*
+         * send-zc: the notification comes only once the socket lets go of our pages, and a
+         * peer that does not read (or a dead one, after TCP_USER_TIMEOUT) never makes it, so the
+         * slot would wait for ever (and a drain with it). A disconnect (connect AF_UNSPEC:
+         * tcp_disconnect) drops the queued data and resets the peer, as close would after
+         * SO_LINGER 0; the fd stays ours until the last CQE. Only closes that give up on
+         * unsent replies get here: a graceful one waits for every send to complete.
+         */
+        struct sockaddr sa = {.sa_family = AF_UNSPEC};
+        (void)connect(c->fd, &sa, sizeof(sa));
     }
     /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
     ur_cancel(ur, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
@@ -397,10 +304,32 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         ur_op_done(ur, c);
 }
 
-static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, int res)
+static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
 {
     struct ur_conn *cs = uc(ur, c);
     struct ur_send *s = cs->send;
+    RW_ASSERT(s != NULL);
+    int res = cqe->res;
+    if (s->zc) {
+        /* A zero-copy send posts its result, then (when the result has F_MORE) a notification
+         * once the kernel no longer reads our pages; the bytes (output blocks, lent receive
+         * buffers) are released only after both, so only then has it completed for the core,
+         * and the slot stays in flight until then (kernel-notes/27). Either order is taken. */
+        if (cqe->flags & IORING_CQE_F_NOTIF) {
+            s->zc_done = true;
+            if ((uint32_t)cqe->res & RWC_NOTIF_USAGE_ZC_COPIED)
+                rw__stat_add(ur->stats, RW_STAT_SEND_ZC_COPIED, 1);
+        } else {
+            RW_ASSERT(!s->zc_got_res);
+            s->zc_got_res = true;
+            s->zc_res = res;
+            if (!(cqe->flags & IORING_CQE_F_MORE))
+                s->zc_done = true; /* failed before any page was taken: no notification */
+        }
+        if (!s->zc_got_res || !s->zc_done)
+            return;
+        res = s->zc_res;
+    }
     s->next_free = ur->sends_free;
     ur->sends_free = s;
     cs->send = NULL;
@@ -442,7 +371,7 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
         ur_on_recv(ur, c, cqe);
         break;
     case OP_SEND:
-        ur_on_send(ur, c, cqe->res);
+        ur_on_send(ur, c, cqe);
         break;
     case OP_CANCEL:
         ur_op_done(ur, c);
@@ -555,8 +484,8 @@ static int ur_wait(void *be, int timeout_ms)
 
 const struct rw_backend_ops rw__uring_ops = {
     .name = "uring",
-    .init = ur_init,
-    .destroy = ur_destroy,
+    .init = rw__ur_init,
+    .destroy = rw__ur_destroy,
     .accept_start = rw__ur_accept_start,
     .accept_stop = rw__ur_accept_stop,
     .conn_open = ur_conn_open,

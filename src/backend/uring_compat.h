@@ -40,6 +40,37 @@
  */
 #define RWC_FEAT_MIN_TIMEOUT (1U << 15)
 
+/*
+ * Kernel 6.2: IORING_SEND_ZC_REPORT_USAGE (a zero-copy send's zc_flags, in sqe->ioprio) asks
+ * the notification CQE to say in res whether the kernel copied the data after all
+ * (IORING_NOTIF_USAGE_ZC_COPIED; loopback always does). A 6.0/6.1 kernel fails the send
+ * with EINVAL. liburing 2.3 has io_uring_prep_send_zc and io_uring_prep_sendmsg_zc but not
+ * these two (kernel-notes/27).
+ */
+#define RWC_SEND_ZC_REPORT_USAGE  (1U << 3)
+#define RWC_NOTIF_USAGE_ZC_COPIED (1U << 31)
+
+/*
+ * SQPOLL (kernel-notes/28): a kernel thread takes the SQEs off the ring, so a submit is a
+ * store of the SQ tail, and io_uring_enter is needed only to wait, or to wake that thread
+ * once it went idle (IORING_SQ_NEED_WAKEUP, after sq_thread_idle without work). The flags
+ * an io_uring_enter that submits needs for that: IORING_ENTER_SQ_WAKEUP when the thread
+ * sleeps, else 0 (and always 0 without SQPOLL). The full barrier orders the tail store
+ * (rwc_flush_sq) before the load of the flag, as liburing's own submit does: otherwise the
+ * thread could go to sleep after we read "awake" and before it saw the new tail.
+ * The 'submit' count passed with it is then not a count to submit: the kernel returns it
+ * as is without submitting anything; io_uring_enter only wakes the thread and waits.
+ */
+static inline unsigned rwc_enter_flags(struct io_uring *ring)
+{
+    if (!(ring->flags & IORING_SETUP_SQPOLL))
+        return 0;
+    io_uring_smp_mb();
+    if (IO_URING_READ_ONCE(*ring->sq.kflags) & IORING_SQ_NEED_WAKEUP)
+        return IORING_ENTER_SQ_WAKEUP;
+    return 0;
+}
+
 static inline unsigned rwc_flush_sq(struct io_uring *ring)
 {
     struct io_uring_sq *sq = &ring->sq;
@@ -64,7 +95,7 @@ static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_n
     arg.pad = min_wait_us; /* min_wait_usec */
     arg.ts = (unsigned long long)(uintptr_t)ts;
     unsigned submit = rwc_flush_sq(ring);
-    unsigned flags = IORING_ENTER_GETEVENTS;
+    unsigned flags = IORING_ENTER_GETEVENTS | rwc_enter_flags(ring);
     int fd = ring->ring_fd;
     if (registered_ring) {
         flags |= IORING_ENTER_REGISTERED_RING;

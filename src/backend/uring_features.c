@@ -63,6 +63,14 @@ static const struct {
      "IORING_RECVSEND_BUNDLE: one multishot recv CQE carries as many buffers as the socket had "
      "data for (frames larger than --buf-size: one CQE instead of one per buffer); off when "
      "inc-bufs is on (kernel-notes/26)"},
+    {RW_UF_SEND_ZC, "send-zc", "6.1",
+     "off by default: on loopback the kernel copies anyway, so it can only cost here (it needs "
+     "a real NIC); sends of 16 KiB and more go out as IORING_OP_SEND_ZC/SENDMSG_ZC, each "
+     "complete only at its notification CQE (kernel-notes/27)"},
+    {RW_UF_SQPOLL, "sqpoll", "5.11",
+     "off by default: an opt-in for machines with a spare core; a kernel thread per worker "
+     "polls the submission queue (idle after 10 ms), so submits need no io_uring_enter; "
+     "on 2 cores it competes with the client (kernel-notes/28)"},
 };
 
 #define FEATURE_COUNT (sizeof(features) / sizeof(features[0]))
@@ -147,7 +155,44 @@ uint32_t rw__uring_features_kernel(void)
     if (ring.features & RWC_FEAT_RECVSEND_BUNDLE)
         have |= RW_UF_BUNDLES;
     io_uring_queue_exit(&ring);
+    bool report_usage;
+    if (rw__uring_send_zc_probe(&report_usage) == 0)
+        have |= RW_UF_SEND_ZC;
+    /* Starts (and ends) an SQ thread for a moment; EPERM before 5.11 without privilege. */
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    p.flags = IORING_SETUP_SQPOLL;
+    p.sq_thread_idle = 1;
+    if (io_uring_queue_init_params(4, &ring, &p) == 0) {
+        if (p.features & IORING_FEAT_SQPOLL_NONFIXED)
+            have |= RW_UF_SQPOLL;
+        io_uring_queue_exit(&ring);
+    }
     return have;
+}
+
+int rw__uring_send_zc_probe(bool *report_usage)
+{
+    *report_usage = false;
+    struct io_uring ring;
+    if (io_uring_queue_init(2, &ring, 0) < 0)
+        return -EOPNOTSUPP;
+    struct io_uring_probe *probe = io_uring_get_probe_ring(&ring);
+    bool ops = probe && io_uring_opcode_supported(probe, IORING_OP_SEND_ZC) &&
+               io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+    if (probe)
+        io_uring_free_probe(probe);
+    if (ops) {
+        /* The SQE is checked before its file is looked up: to fd -1 the send fails EBADF where
+         * the kernel knows the flag, EINVAL where it does not. */
+        struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+        io_uring_prep_send_zc(sqe, -1, NULL, 0, 0, RWC_SEND_ZC_REPORT_USAGE);
+        struct io_uring_cqe *cqe;
+        if (io_uring_submit_and_wait(&ring, 1) >= 0 && io_uring_peek_cqe(&ring, &cqe) == 0)
+            *report_usage = cqe->res == -EBADF;
+    }
+    io_uring_queue_exit(&ring); /* its notification, if one is still to come, goes with it */
+    return ops ? 0 : -EOPNOTSUPP;
 }
 
 void rw__uring_features_print(FILE *out)
@@ -162,6 +207,6 @@ void rw__uring_features_print(FILE *out)
                 features[i].kernel, (kernel & features[i].bit) ? "yes" : "no",
                 (RW_UF_DEFAULT & features[i].bit) ? "on" : "off", features[i].why);
     /* Candidates measured or considered but not implemented: say so rather than stay silent. */
-    fprintf(out, "  not implemented: direct descriptors (accept into the table), send_zc, sqpoll "
+    fprintf(out, "  not implemented: direct descriptors (accept into the table) "
                  "(kernel-notes/22)\n");
 }

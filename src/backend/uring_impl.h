@@ -35,6 +35,11 @@ enum {
 
 struct ur_send {
     struct ur_send *next_free;
+    /* send-zc: the result CQE's res, kept until the notification CQE (kernel-notes/27). */
+    int32_t zc_res;
+    bool zc;         /* sent zero-copy: complete only after both CQEs */
+    bool zc_got_res; /* the result CQE came */
+    bool zc_done;    /* the notification came, or the result said none would (no F_MORE) */
     struct msghdr msg;
     struct iovec iov[RW_SEND_IOV_MAX];
 };
@@ -81,6 +86,7 @@ struct ur_backend {
     uint32_t features;      /* active: enum rw_uring_feature */
     uint32_t ring_features; /* IORING_FEAT_* of the ring */
     uint32_t sends_queued;  /* sends prepared this turn (min-wait: completions to wait past) */
+    bool zc_report;         /* send-zc: the kernel takes IORING_SEND_ZC_REPORT_USAGE (6.2) */
     /* ring-timer: the newest timeout SQE in flight wakes the loop at timer_deadline_ms (0: none
      * armed); older ones still in flight (timers_inflight) only wake it early. */
     uint64_t timer_deadline_ms;
@@ -163,9 +169,20 @@ static inline struct io_uring_sqe *ur_sqe(struct ur_backend *ur)
     rw__stat_add(ur->stats, RW_STAT_SUBMITS, 1);
     (void)io_uring_submit(&ur->ring);
     sqe = io_uring_get_sqe(&ur->ring);
+    if (!sqe) {
+        /* sqpoll: the submit only published the tail (and woke the SQ thread); wait until the
+         * thread has taken some (IORING_ENTER_SQ_WAIT, kernel-notes/28). */
+        (void)io_uring_sqring_wait(&ur->ring);
+        sqe = io_uring_get_sqe(&ur->ring);
+    }
     RW_ASSERT(sqe != NULL);
     return sqe;
 }
+
+/* ---- setup and teardown (uring_setup.c): ops->init, ops->destroy ---- */
+
+int rw__ur_init(struct rw_loop *loop, void **out_be);
+void rw__ur_destroy(void *be);
 
 /* ---- accept and wake (uring_accept.c) ---- */
 

@@ -127,6 +127,10 @@ static const char *help_text(enum rw_stat k)
     case RW_STAT_FIXED_FILES:
         return "Connections whose socket went into the ring's fixed-file table (uring "
                "fixed-files).";
+    case RW_STAT_SEND_ZC_CALLS:
+        return "Zero-copy sends submitted (uring send-zc).";
+    case RW_STAT_SEND_ZC_COPIED:
+        return "Zero-copy sends the kernel copied after all (loopback always does).";
     case RW_STAT_CPU_US:
         return "CPU time of the worker threads (user and system).";
     case RW_STAT_CPU_USER_US:

@@ -71,6 +71,21 @@
 /* min-wait: how long a turn that submitted sends waits past their completions for one more. */
 #define RW_URING_MIN_WAIT_US 50u
 /*
+ * send-zc: smallest gathered send that goes out zero-copy (IORING_OP_SEND[MSG]_ZC). Below it the
+ * page pinning and the notification CQE cost more than the copy they save: the kernel's own
+ * MSG_ZEROCOPY guide puts the break-even around 10 KB per write on a real NIC. 16 KiB (one output
+ * block, four pages) is just past it; on loopback the kernel copies anyway (kernel-notes/27).
+ */
+#define RW_SEND_ZC_MIN_BYTES (16u * 1024u)
+/*
+ * sqpoll: how long the kernel's SQ thread keeps polling an idle ring before it sleeps (and the
+ * next submit must wake it with an io_uring_enter). Any load above ~100 submits/s keeps it
+ * awake, so a busy server enters the kernel only to wait; it spins that long after every SQE,
+ * so a server that re-arms its accept every 100 ms while out of descriptors burns 10% of a core
+ * with 10 ms (50% with 50 ms: test_limits_out_of_fds_no_busy_loop saw it; kernel-notes/28).
+ */
+#define RW_URING_SQPOLL_IDLE_MS 10u
+/*
  * Liveness sweep (kernel-notes/15): once per interval, walk at most VISITS
  * slots of the table from a round-robin cursor and ask the kernel
  * (TCP_INFO) about at most CHECKS connections quiet for QUIET_MS; one the

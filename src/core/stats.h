@@ -51,6 +51,8 @@
     X(RECV_BUNDLES, "recv_bundles")                                                                \
     X(RECV_BUNDLE_BUFS, "recv_bundle_bufs")                                                        \
     X(FIXED_FILES, "fixed_files")                                                                  \
+    X(SEND_ZC_CALLS, "send_zc_calls")                                                              \
+    X(SEND_ZC_COPIED, "send_zc_copied")                                                            \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")

@@ -18,7 +18,7 @@
 
 #define RW_UF_ALL                                                                                  \
     (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT | RW_UF_RING_TIMER |      \
-     RW_UF_FIXED_FILES | RW_UF_BUNDLES)
+     RW_UF_FIXED_FILES | RW_UF_BUNDLES | RW_UF_SEND_ZC | RW_UF_SQPOLL)
 
 /*
  * On by default only where it measured faster here (issue 11): zc-replies, for replies of

@@ -9,6 +9,7 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -566,6 +567,35 @@ long h_cpu_ms(pid_t pid)
         return -EINVAL;
     long hz = sysconf(_SC_CLK_TCK);
     return (long)((utime + stime) * 1000ul / (unsigned long)(hz > 0 ? hz : 100));
+}
+
+long h_cpu_ms_no_sqpoll(pid_t pid)
+{
+    long total = h_cpu_ms(pid);
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(dir);
+    if (total < 0 || !d) {
+        if (d)
+            closedir(d);
+        return total < 0 ? total : -ESRCH;
+    }
+    long hz = sysconf(_SC_CLK_TCK);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[600], buf[1024];
+        snprintf(path, sizeof(path), "%s/%s/stat", dir, e->d_name);
+        if (e->d_name[0] == '.' || read_file(path, buf, sizeof(buf)) == 0)
+            continue;
+        const char *name = strchr(buf, '('), *p = strrchr(buf, ')');
+        unsigned long utime, stime;
+        if (!name || !p || strncmp(name + 1, "iou-sqp-", 8) != 0 ||
+            sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime) !=
+                2)
+            continue;
+        total -= (long)((utime + stime) * 1000ul / (unsigned long)(hz > 0 ? hz : 100));
+    }
+    closedir(d);
+    return total;
 }
 
 /* ---- clients ---- */

@@ -121,6 +121,9 @@ bool h_rss_meaningful(void);
 /* /proc: resident set size in KiB, and user+system CPU time in ms. Negative errno on failure. */
 long h_rss_kib(pid_t pid);
 long h_cpu_ms(pid_t pid);
+/* h_cpu_ms less the CPU of pid's io_uring SQ threads (iou-sqp-*: --uring-features sqpoll polls
+ * by design), for tests that check the server's own loop does not spin; -errno. */
+long h_cpu_ms_no_sqpoll(pid_t pid);
 
 /* Sleep ms milliseconds (resumed after signals). */
 void h_sleep_ms(int ms);

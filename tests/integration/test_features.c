@@ -5,9 +5,12 @@
  * that stall keep their bytes while other traffic cycles the buffer ring; a
  * ring running low copies instead of lending (zc_copied_low) and a fresh
  * client is still served; the option parses, --probe lists every feature, the
- * stats line says which are active. On epoll the option is accepted and
- * nothing is lent.
+ * stats line says which are active. send-zc: large replies go out zero-copy
+ * (send_zc_calls), byte-exact, through a slow reader and a peer reset with
+ * one in flight; sqpoll: an SQ thread per worker, echo exact, with every
+ * feature too. On epoll the option is accepted and nothing is lent.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -210,8 +213,9 @@ START_TEST(test_features_option_probe_and_stats_line)
     ck_assert_int_eq(h_run_args(empty, 5000, out, sizeof(out)), 2);
     const char *probe[] = {"--probe", NULL};
     ck_assert_int_eq(h_run_args(probe, 5000, out, sizeof(out)), 0);
-    static const char *const names[] = {"zc-replies", "inc-bufs", "reg-ring",   "min-wait",
-                                        "ring-timer", "bundles",  "fixed-files"};
+    static const char *const names[] = {"zc-replies",  "inc-bufs",   "reg-ring",
+                                        "min-wait",    "ring-timer", "bundles",
+                                        "fixed-files", "send-zc",    "sqpoll"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char key[64];
         snprintf(key, sizeof(key), "\n  %s ", names[i]);
@@ -509,6 +513,289 @@ START_TEST(test_features_fixed_files_slots_reused)
 }
 END_TEST
 
+/* Whether the server's stats line lists feature name as active (uring only). */
+static bool feature_active(struct h_server *srv, const char *name)
+{
+    char line[8192];
+    ck_assert_int_eq(h_stats(srv, line, sizeof(line)), 0);
+    const char *at = strstr(line, " uring_features=");
+    if (!at)
+        return false;
+    at += strlen(" uring_features=");
+    size_t n = strlen(name);
+    for (const char *p = at; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == at || p[-1] == ',') &&
+            (p[n] == ',' || p[n] == ' ' || p[n] == '\0' || p[n] == '\n'))
+            return true;
+    return false;
+}
+
+/*
+ * send-zc is active on uring unless the kernel lacks it (then the server said so at start and
+ * the zero-copy assertions are left out, loudly).
+ */
+static bool send_zc_expected(struct h_server *srv)
+{
+    if (!is_uring())
+        return false;
+    if (feature_active(srv, "send-zc"))
+        return true;
+    fprintf(stderr, "send-zc not active (kernel lacks it?): log:\n%s\n", h_log_tail(srv));
+    ck_assert_msg(strstr(h_log_tail(srv), "send-zc"), "send-zc off without a word");
+    return false;
+}
+
+static void check_send_zc_calls(struct h_server *srv, bool expect)
+{
+    int64_t calls = h_stat_ok(srv, "send_zc_calls"), copied = h_stat_ok(srv, "send_zc_copied");
+    fprintf(stderr, "%s: send_zc_calls=%lld send_zc_copied=%lld (loopback copies: expected)\n",
+            h_backend(), (long long)calls, (long long)copied);
+    if (expect)
+        ck_assert_int_gt(calls, 0);
+    else
+        ck_assert_int_eq(calls, 0);
+    ck_assert_int_le(copied, calls);
+}
+
+/*
+ * A connection with a small receive buffer sends `frames` frames of payload_len, then reads the
+ * echoes back slowly (a few KiB at a time with pauses): the server's sends are partial, each
+ * rest resent from the same (zero-copy) pages. Every byte must be what was sent.
+ */
+static void slow_reader_echo_ok(struct h_server *srv, uint32_t payload_len, int frames)
+{
+    int fd = h_connect_ok(srv);
+    int small = 32 * 1024;
+    (void)setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    size_t frame = H_FRAME_HDR + payload_len, total = frame * (size_t)frames;
+    uint8_t *out = malloc(total), *in = malloc(total);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_nonnull(in);
+    for (int i = 0; i < frames; i++) {
+        h_put_header(out + frame * (size_t)i, payload_len);
+        h_fill(out + frame * (size_t)i + H_FRAME_HDR, payload_len, 5000u + (uint32_t)i);
+    }
+    /* The replies (under --write-buffer) queue while we do not read, so all of it goes in. */
+    ck_assert_int_eq(h_send_all(fd, out, total, 20000 * h_time_factor()), 0);
+    size_t got = 0;
+    while (got < total) {
+        size_t n = total - got < 8192 ? total - got : 8192;
+        ck_assert_int_eq(h_recv_exact(fd, in + got, n, 20000 * h_time_factor()), 0);
+        got += n;
+        if ((got / 8192) % 8 == 0)
+            h_sleep_ms(2);
+    }
+    ck_assert_msg(memcmp(in, out, total) == 0, "slow reader: an echo of %u B differs", payload_len);
+    close(fd);
+    free(out);
+    free(in);
+}
+
+/*
+ * send-zc: replies of 256 KiB and 1 MiB, pipelined on several connections and read back by a
+ * slow reader, come back byte-exact, and went out zero-copy (send_zc_calls; on loopback the
+ * kernel copies them anyway, send_zc_copied). A send counts as done only at its notification,
+ * so the output blocks and lent receive buffers must outlive the kernel's use of them.
+ */
+START_TEST(test_features_send_zc_large_frames_exact)
+{
+    struct h_server srv;
+    const char *args[] = {"--uring-features", "+send-zc", "--max-frame", "2M", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    bool expect = send_zc_expected(&srv);
+    int fds[3];
+    for (int c = 0; c < 3; c++)
+        fds[c] = h_connect_ok(&srv);
+    for (int round = 0; round < 2; round++)
+        for (int c = 0; c < 3; c++) {
+            pipelined_echo_ok(fds[c], 262144, 6, 100u * (uint32_t)c + (uint32_t)round);
+            pipelined_echo_ok(fds[c], 1048576, 3, 900u + 100u * (uint32_t)c + (uint32_t)round);
+            /* Small frames between: gathered sends under the threshold go out as before. */
+            pipelined_echo_ok(fds[c], 100, 64, 7000u + (uint32_t)c);
+            pipelined_echo_ok(fds[c], 20000, 8, 8000u + (uint32_t)c);
+        }
+    for (int c = 0; c < 3; c++)
+        close(fds[c]);
+    slow_reader_echo_ok(&srv, 262144, 8);
+    slow_reader_echo_ok(&srv, 1048576, 2);
+    check_send_zc_calls(&srv, expect);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
+ * send-zc: peers that reset while zero-copy replies to them are in flight (they send 1 MiB
+ * frames and never read, so the replies wait in the kernel for window): no crash, every slot
+ * released (after the notification), and the server still serves large and small frames.
+ */
+START_TEST(test_features_send_zc_peer_reset_in_flight)
+{
+    enum { PEERS = 4, FRAMES = 3, PAYLOAD = 1048576 };
+    struct h_server srv;
+    const char *args[] = {"--uring-features", "+send-zc", "--max-frame", "2M", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    bool expect = send_zc_expected(&srv);
+    size_t frame = H_FRAME_HDR + PAYLOAD, total = frame * FRAMES;
+    uint8_t *out = malloc(total);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < FRAMES; i++) {
+        h_put_header(out + frame * (size_t)i, PAYLOAD);
+        h_fill(out + frame * (size_t)i + H_FRAME_HDR, PAYLOAD, 31u * (uint32_t)i);
+    }
+    for (int round = 0; round < 2; round++) {
+        int fds[PEERS];
+        for (int c = 0; c < PEERS; c++) {
+            fds[c] = h_connect_ok(&srv);
+            int small = 32 * 1024;
+            (void)setsockopt(fds[c], SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+            ck_assert_int_eq(h_send_all(fds[c], out, total, 20000 * h_time_factor()), 0);
+        }
+        /* Every frame is in: the replies are queued or in flight, stuck on our windows. */
+        int64_t want = (int64_t)(round + 1) * PEERS * FRAMES;
+        int64_t deadline = h_now_ms() + 20000 * h_time_factor();
+        while (h_stat_ok(&srv, "frames_in") < want && h_now_ms() < deadline)
+            h_sleep_ms(20);
+        ck_assert_int_eq(h_stat_ok(&srv, "frames_in"), want);
+        if (expect)
+            ck_assert_int_gt(h_stat_ok(&srv, "send_zc_calls"), 0);
+        for (int c = 0; c < PEERS; c++)
+            h_close_rst(fds[c]);
+        ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000 * h_time_factor()), 0);
+        ck_assert(h_alive(&srv));
+    }
+    free(out);
+    int fd = h_connect_ok(&srv);
+    pipelined_echo_ok(fd, 1048576, 2, 77);
+    pipelined_echo_ok(fd, 64, 16, 78);
+    close(fd);
+    check_send_zc_calls(&srv, expect);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
+ * send-zc: a peer that sends 1 MiB frames and never reads, reaped by --idle-timeout with a
+ * zero-copy reply stuck on its window: the notification comes only once the socket drops the
+ * queued data, so the close must make it (the backend disconnects the socket); the slot is
+ * released (conns_open 0) and the server still serves.
+ */
+START_TEST(test_features_send_zc_stuck_peer_reaped)
+{
+    enum { FRAMES = 2, PAYLOAD = 1048576 };
+    struct h_server srv;
+    const char *args[] = {"--uring-features", "+send-zc", "--max-frame", "2M",
+                          "--idle-timeout",   "500ms",    NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    bool expect = send_zc_expected(&srv);
+    size_t frame = H_FRAME_HDR + PAYLOAD, total = frame * FRAMES;
+    uint8_t *out = malloc(total);
+    ck_assert_ptr_nonnull(out);
+    for (int i = 0; i < FRAMES; i++) {
+        h_put_header(out + frame * (size_t)i, PAYLOAD);
+        h_fill(out + frame * (size_t)i + H_FRAME_HDR, PAYLOAD, 11u * (uint32_t)i);
+    }
+    int stuck = h_connect_ok(&srv);
+    int small = 32 * 1024;
+    (void)setsockopt(stuck, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    ck_assert_int_eq(h_send_all(stuck, out, total, 20000 * h_time_factor()), 0);
+    free(out);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "reaped_idle", 1, 10000 * h_time_factor()), 1);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 10000 * h_time_factor()), 0);
+    ck_assert(h_alive(&srv));
+    close(stuck);
+    int fd = h_connect_ok(&srv);
+    pipelined_echo_ok(fd, 262144, 4, 12);
+    close(fd);
+    check_send_zc_calls(&srv, expect);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/* Threads of pid named iou-sqp-*: the kernel's SQ threads (one per SQPOLL ring). */
+static int sqpoll_threads(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    ck_assert_ptr_nonnull(d);
+    int count = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (e->d_name[0] == '.')
+            continue;
+        char comm_path[600], comm[64] = "";
+        snprintf(comm_path, sizeof(comm_path), "%s/%s/comm", path, e->d_name);
+        FILE *f = fopen(comm_path, "r");
+        if (!f)
+            continue; /* a thread that just ended */
+        if (fgets(comm, sizeof(comm), f) && strncmp(comm, "iou-sqp-", 8) == 0)
+            count++;
+        fclose(f);
+    }
+    closedir(d);
+    return count;
+}
+
+/*
+ * sqpoll: with +sqpoll (alone, and with every feature) each uring worker's ring has its kernel
+ * SQ thread (iou-sqp-<tid> among the server's threads) and the stats line lists it; echo is
+ * exact at every size, pipelined, also after the SQ thread went idle (the next submit must wake
+ * it: IORING_SQ_NEED_WAKEUP). On epoll there is no such thread.
+ */
+static void sqpoll_echo(const char *features)
+{
+    struct h_server srv;
+    const char *args[] = {"--uring-features", features, "--max-frame", "2M", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    bool active = is_uring() && feature_active(&srv, "sqpoll");
+    int want = active ? h_workers() : 0;
+    /* An SQ thread names itself when it first runs: give it a moment. */
+    int threads = sqpoll_threads(srv.pid);
+    for (int64_t deadline = h_now_ms() + 5000; threads != want && h_now_ms() < deadline;) {
+        h_sleep_ms(20);
+        threads = sqpoll_threads(srv.pid);
+    }
+    fprintf(stderr, "%s --uring-features %s: %d iou-sqp threads, sqpoll %s\n", h_backend(),
+            features, threads, active ? "active" : "off");
+    if (is_uring()) {
+        ck_assert_msg(active || strstr(h_log_tail(&srv), "sqpoll"), "sqpoll off without a word");
+        ck_assert_int_eq(threads, want);
+    } else {
+        ck_assert_int_eq(threads, 0);
+    }
+    static const uint32_t sizes[] = {0, 1, 64, 1000, 4096, 16384, 70000, 262144, 1048576};
+    int fds[4];
+    for (int c = 0; c < 4; c++)
+        fds[c] = h_connect_ok(&srv);
+    for (int round = 0; round < 2; round++) {
+        for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++)
+            for (int c = 0; c < 4; c++)
+                pipelined_echo_ok(fds[c], sizes[s], sizes[s] > 100000 ? 3 : 32,
+                                  (uint32_t)(s * 1000 + (size_t)c * 100 + (size_t)round));
+        /* Past sq_thread_idle (50 ms): the SQ threads sleep, the next submit wakes them. */
+        h_sleep_ms(200);
+        for (int c = 0; c < 4; c++)
+            h_echo_ok(fds[c], "after idle", 10, 5000 * h_time_factor());
+    }
+    for (int c = 0; c < 4; c++)
+        close(fds[c]);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+
+START_TEST(test_features_sqpoll_thread_and_exact_echo)
+{
+    sqpoll_echo("+sqpoll");
+}
+END_TEST
+
+START_TEST(test_features_sqpoll_with_every_feature)
+{
+    sqpoll_echo("all");
+}
+END_TEST
+
 int main(void)
 {
     h_init(300);
@@ -534,5 +821,15 @@ int main(void)
                test_features_bundles_off_beside_inc_bufs, 60);
     h_add_case(s, "test_features_fixed_files_slots_reused", test_features_fixed_files_slots_reused,
                120);
+    h_add_case(s, "test_features_send_zc_large_frames_exact",
+               test_features_send_zc_large_frames_exact, 120);
+    h_add_case(s, "test_features_send_zc_peer_reset_in_flight",
+               test_features_send_zc_peer_reset_in_flight, 120);
+    h_add_case(s, "test_features_send_zc_stuck_peer_reaped",
+               test_features_send_zc_stuck_peer_reaped, 60);
+    h_add_case(s, "test_features_sqpoll_thread_and_exact_echo",
+               test_features_sqpoll_thread_and_exact_echo, 120);
+    h_add_case(s, "test_features_sqpoll_with_every_feature",
+               test_features_sqpoll_with_every_feature, 120);
     return h_run_suite(s);
 }

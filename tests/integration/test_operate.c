@@ -192,9 +192,15 @@ static int thread_cpu_lists(pid_t pid, char lists[][32], int max)
         FILE *f = fopen(path, "r");
         if (!f)
             continue;
-        while (fgets(line, sizeof(line), f))
-            if (sscanf(line, "Cpus_allowed_list: %31s", lists[n]) == 1)
+        /* io_uring's kernel threads (iou-sqp-*: sqpoll's SQ thread; iou-wrk-*: io-wq) are
+         * the kernel's, placed by it, not workers. */
+        bool io_thread = false;
+        while (fgets(line, sizeof(line), f)) {
+            if (strncmp(line, "Name:\tiou-", 10) == 0)
+                io_thread = true;
+            if (!io_thread && sscanf(line, "Cpus_allowed_list: %31s", lists[n]) == 1)
                 n++;
+        }
         fclose(f);
     }
     closedir(d);
