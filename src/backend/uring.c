@@ -1,16 +1,12 @@
 /*
- * The io_uring backend. Multishot accept; multishot recv selecting buffers
- * from one ring-mapped provided-buffer ring per loop (buffers go back to the
- * ring as soon as the core has parsed them); at most one gathered send in
- * flight per connection; every SQE of a loop turn reaches the kernel in one
- * io_uring_enter. A multishot that ends (CQE without
- * IORING_CQE_F_MORE: overflow, cancel, error) is re-armed here when the core
- * still wants it; one that ended because the buffer ring ran dry (ENOBUFS)
- * waits on the starved list until a buffer comes back for it (the buffer ring
- * and the starved list are uring_bufs.c's, accepts and the wake read
- * uring_accept.c's, the ring's setup uring_setup.c's). A connection is released only
- * after the last CQE of every operation it had in flight. See kernel-notes/
- * for each feature.
+ * The io_uring backend. Multishot accept; multishot recv selecting buffers from one
+ * ring-mapped provided-buffer ring per loop (back to the ring once the core parsed them); at
+ * most one gathered send in flight per connection; every SQE of a turn reaches the kernel in
+ * one io_uring_enter. A multishot that ends (no IORING_CQE_F_MORE: overflow, cancel, error)
+ * is re-armed when the core still wants it; one that ran the buffer ring dry (ENOBUFS) waits
+ * on the starved list until a buffer comes back (buffers and the starved list: uring_bufs.c;
+ * accepts and the wake read: uring_accept.c; setup: uring_setup.c). A connection is released
+ * only after the last CQE of every operation it had in flight. kernel-notes/ per feature.
  */
 #include <errno.h>
 #include <poll.h>
@@ -112,6 +108,12 @@ static void ur_read_resume(void *be, struct rw_conn *c)
     cs->flags |= UR_WANT_READ;
     if (!(cs->flags & (UR_RECV_ARMED | UR_EOF | UR_STARVED)))
         ur_arm_recv(ur, c);
+}
+
+/* The multishot recv has ended (its last CQE reaped): every byte it took reached the core. */
+static bool ur_read_idle(void *be, struct rw_conn *c)
+{
+    return !(uc(be, c)->flags & UR_RECV_ARMED);
 }
 
 static size_t iov_bytes(const struct iovec *iov, size_t count)
@@ -491,6 +493,7 @@ const struct rw_backend_ops rw__uring_ops = {
     .conn_open = ur_conn_open,
     .read_pause = ur_read_pause,
     .read_resume = ur_read_resume,
+    .read_idle = ur_read_idle,
     .flush = ur_flush,
     .close = ur_close,
     .wait = ur_wait,

@@ -36,6 +36,13 @@ struct rw_backend_ops {
     void (*read_pause)(void *be, struct rw_conn *conn);
     void (*read_resume)(void *be, struct rw_conn *conn);
     /*
+     * After read_pause: true once no receive the backend started for conn can still deliver
+     * bytes, i.e. every byte it took from the socket has reached the core (the drain's proof
+     * that SIOCINQ 0 means nothing is left unanswered). A backend that reads only inside its
+     * wait's dispatch returns true.
+     */
+    bool (*read_idle)(void *be, struct rw_conn *conn);
+    /*
      * Send from conn->outq without consuming it. Returns bytes sent now (> 0,
      * the core consumes them), 0 when the send is in flight or the socket is
      * full (the result comes later via on_sent / on_writable), or -errno.

@@ -347,7 +347,6 @@ void rw__conn_on_data_buf(struct rw_conn *c, const uint8_t *data, size_t len,
         return;
     rw__stat_add(&loop->stats, RW_STAT_BYTES_IN, len);
     c->last_active_ms = loop_now_batch(loop);
-    c->flags &= (uint16_t)~RW_CONN_DRAIN_QUIET; /* data came: not quiet (drain_quiet_conns) */
     if (c->flags & RW_CONN_PROTO_ERROR)
         return; /* lingering for the peer's FIN: discard */
     if (c->flags & RW_CONN_PROXY_WAIT) {

@@ -31,11 +31,11 @@ enum rw_conn_flag {
     RW_CONN_WR_SHUT = 1u << 3,     /* shutdown(SHUT_WR) done */
     RW_CONN_DIRTY =
         1u << 4, /* on the loop's dirty list: flush at the end of the turn (or sooner) */
-    RW_CONN_MEM_PAUSED = 1u << 5,  /* --max-memory reached while its buffers grew: not reading */
-    RW_CONN_PEER_DONE = 1u << 6,   /* the peer sent FIN or RST while paused: read the rest */
-    RW_CONN_PROXY_WAIT = 1u << 7,  /* --proxy-protocol: its PROXY header is not in yet */
-    RW_CONN_CLOSE_REQ = 1u << 8,   /* rw_conn_close during on_frame: close once it returns */
-    RW_CONN_DRAIN_QUIET = 1u << 9, /* drain: found quiet once; closed if still so a turn later */
+    RW_CONN_MEM_PAUSED = 1u << 5,   /* --max-memory reached while its buffers grew: not reading */
+    RW_CONN_PEER_DONE = 1u << 6,    /* the peer sent FIN or RST while paused: read the rest */
+    RW_CONN_PROXY_WAIT = 1u << 7,   /* --proxy-protocol: its PROXY header is not in yet */
+    RW_CONN_CLOSE_REQ = 1u << 8,    /* rw_conn_close during on_frame: close once it returns */
+    RW_CONN_DRAIN_PAUSED = 1u << 9, /* drain: found quiet, reading stopped to confirm it */
 };
 
 struct rw_conn {

@@ -20,7 +20,7 @@
 
 #define NO_REASON RW_STAT_COUNT
 /* Either reason to stop reading; reading resumes once neither holds. */
-#define READ_PAUSE_FLAGS (RW_CONN_READ_PAUSED | RW_CONN_MEM_PAUSED)
+#define READ_PAUSE_FLAGS (RW_CONN_READ_PAUSED | RW_CONN_MEM_PAUSED | RW_CONN_DRAIN_PAUSED)
 
 static inline uint64_t loop_now(struct rw_loop *loop)
 {

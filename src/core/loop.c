@@ -222,31 +222,35 @@ static void begin_drain(struct rw_loop *loop)
  * Peers that keep sending are closed by --drain-timeout (kernel-notes/10).
  */
 /*
- * A connection is closed by the drain once it is quiet: nothing queued, no partial frame, no
- * byte unread in the socket, at two looks a loop turn apart with no data in between. One look
- * is not enough where the kernel completes receives on its own time (sqpoll's SQ thread, or
- * a ring without DEFER_TASKRUN): the bytes can have left the socket (SIOCINQ 0) while their
- * completion is not yet reaped, and closing then drops the replies to them. By the next turn
- * the wait has reaped that completion, which clears the mark (rw__conn_on_data_buf).
+ * The drain closes a connection once it is quiet: nothing queued, no partial frame, no byte
+ * unread in the socket, and no receive left that could still deliver one. SIOCINQ alone is
+ * not proof where the kernel completes receives on its own time (sqpoll's SQ thread, a ring
+ * without DEFER_TASKRUN): bytes can have left the socket while their completion is not yet
+ * reaped, and closing then drops the replies to them. So a quiet connection first stops
+ * reading (RW_CONN_DRAIN_PAUSED); it is closed once the backend says its receive has ended
+ * (ops->read_idle) and it is still quiet. Bytes that arrive meanwhile resume reading.
  */
 static void drain_quiet_conns(struct rw_loop *loop)
 {
     for (uint32_t i = 0; i < loop->conn_hw; i++) {
         struct rw_conn *c = &loop->conns[i];
-        if (c->state != RW_CONN_OPEN || !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm) ||
-            (c->flags & RW_CONN_PROTO_ERROR)) {
-            c->flags &= (uint16_t)~RW_CONN_DRAIN_QUIET;
+        if (c->state != RW_CONN_OPEN || (c->flags & RW_CONN_PROTO_ERROR))
             continue;
-        }
         int unread = 0;
-        if (ioctl(c->fd, SIOCINQ, &unread) != 0 || unread != 0) {
-            c->flags &= (uint16_t)~RW_CONN_DRAIN_QUIET;
+        bool unanswered =
+            rw__reasm_pending(&c->reasm) || ioctl(c->fd, SIOCINQ, &unread) != 0 || unread != 0;
+        if (unanswered) {
+            rw__conn_resume(c, RW_CONN_DRAIN_PAUSED); /* the rest must be read */
             continue;
         }
-        if (!(c->flags & RW_CONN_DRAIN_QUIET)) {
-            c->flags |= RW_CONN_DRAIN_QUIET;
+        if (!rw__outq_empty(&c->outq))
+            continue; /* replies still going out */
+        if (!(c->flags & RW_CONN_DRAIN_PAUSED)) {
+            rw__conn_pause(c, RW_CONN_DRAIN_PAUSED);
             continue;
         }
+        if (!loop->ops->read_idle(loop->be, c))
+            continue; /* its receive's last completion is still to come */
         if (c->why == RW_CLOSE_PEER)
             c->why = RW_CLOSE_SHUTDOWN;
         rw__conn_close(c, NO_REASON);

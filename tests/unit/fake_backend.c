@@ -130,6 +130,13 @@ static void op_read_resume(void *be, struct rw_conn *c)
     record(FAKE_READ_RESUME, c, 0, 0);
 }
 
+static bool op_read_idle(void *be, struct rw_conn *c)
+{
+    (void)be;
+    (void)c;
+    return !fake.recv_busy;
+}
+
 static int op_flush(void *be, struct rw_conn *c)
 {
     uint64_t queued = rw__outq_bytes(&c->outq);
@@ -246,6 +253,7 @@ static const struct rw_backend_ops fake_ops = {
     .conn_open = op_conn_open,
     .read_pause = op_read_pause,
     .read_resume = op_read_resume,
+    .read_idle = op_read_idle,
     .flush = op_flush,
     .close = op_close,
     .wait = op_wait,

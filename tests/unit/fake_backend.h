@@ -63,6 +63,8 @@ struct fake {
     bool accepting;
     /* close returns false and the slot waits for fake_released (uring-like); else true. */
     bool release_later;
+    /* read_idle answers false: a receive still has completions to come (uring after a pause). */
+    bool recv_busy;
     /* Scripted flush results, in order: > 0 send at most that many, 0 nothing now (socket
      * full / in flight), < 0 that error, FAKE_SEND_ALL everything. */
     int flush_script[64];

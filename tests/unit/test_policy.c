@@ -410,6 +410,52 @@ START_TEST(test_drain)
 }
 END_TEST
 
+/*
+ * The drain's proof of quiet: a connection with nothing queued and nothing unread first stops
+ * reading, and is closed only once the backend says its receive has ended (read_idle). While
+ * the receive's completions are still to come (uring after a cancel; sqpoll, where the kernel
+ * moves bytes out of the socket before we reap them) it stays open, and a frame reaped then
+ * is answered. Bytes waiting in the socket resume reading.
+ */
+START_TEST(test_drain_waits_for_the_receive_to_end)
+{
+    setup_default();
+    struct fake_ref r = fake_open();
+    fake_turn();
+    fake.recv_busy = true;
+    atomic_store(&fake.shared.stop, true);
+    ck_assert_int_eq(fake_turn(), -ECANCELED);
+    ck_assert_ptr_nonnull(fake_conn(r));
+    ck_assert_uint_eq(fake_count(FAKE_READ_PAUSE, &r, 0), 1);
+    ck_assert_int_eq(fake_turn(), -ECANCELED);
+    ck_assert_ptr_nonnull(fake_conn(r)); /* receive not ended: not closed */
+
+    uint8_t f[32];
+    size_t flen = fake_frame(f, "reaped late", 11);
+    fake_ev_data(r, f, flen);
+    ck_assert_int_eq(fake_turn(), -ECANCELED);
+    ck_assert_ptr_nonnull(fake_conn(r));
+    assert_wire(r, f, flen);
+
+    /* A byte unread in the socket: reading resumes (it must be read and answered). */
+    uint32_t from = fake.ncalls;
+    ck_assert_int_eq(write(fake.peer_fd[r.index], "x", 1), 1);
+    ck_assert_int_eq(fake_turn(), -ECANCELED);
+    ck_assert_uint_eq(fake_count(FAKE_READ_RESUME, &r, from), 1);
+    ck_assert_ptr_nonnull(fake_conn(r));
+    uint8_t sink[4];
+    ck_assert_int_eq(recv(fake.loop.conns[r.index].fd, sink, sizeof(sink), MSG_DONTWAIT), 1);
+
+    fake.recv_busy = false;
+    ck_assert_int_eq(fake_turn(), -ECANCELED); /* quiet again: stops reading */
+    ck_assert_ptr_nonnull(fake_conn(r));
+    ck_assert_int_eq(fake_turn(), 0); /* receive ended, still quiet: closed; drained */
+    ck_assert_ptr_null(fake_conn(r));
+    ck_assert_uint_eq(fake_count(FAKE_CLOSE, &r, 0), 1);
+    fake_teardown();
+}
+END_TEST
+
 /* ---- protocol errors ---- */
 
 /* A frame, then a header over --max-frame (16), then junk: the reply goes, then FIN. */
@@ -758,6 +804,7 @@ static Suite *policy_suite(void)
     tcase_add_test(tc, test_half_close_with_output_pending);
     tcase_add_test(tc, test_half_close_idle_closes_at_once);
     tcase_add_test(tc, test_drain);
+    tcase_add_test(tc, test_drain_waits_for_the_receive_to_end);
     tcase_add_test(tc, test_protocol_error_linger_until_peer_eof);
     tcase_add_test(tc, test_protocol_error_linger_deadline);
     tcase_add_test(tc, test_handler_eproto);
