@@ -181,14 +181,16 @@ def median(v):
 
 
 def server_cpu_s(rec, a="before", b="after"):
-    """Server CPU over one sample: its own stats (cpu_us of its workers) when it has them, else
-    the process CPU clock (a peer; runner.proc_cpu_s)."""
+    """Server CPU over one sample: the process CPU clock (runner.proc_cpu_s: every thread of a
+    local server or peer, io_uring's own kernel threads included: sqpoll's SQ thread, io-wq
+    workers), else its own stats (cpu_us of its workers; a --target). cpu_us alone would leave
+    sqpoll's SQ thread out and make it look 60-70% cheaper than it is."""
     x, y = rec.get(a) or {}, rec.get(b) or {}
+    if x.get("proc_cpu_s") is not None and y.get("proc_cpu_s") is not None:
+        return y["proc_cpu_s"] - x["proc_cpu_s"]
     sx, sy = x.get("stats") or {}, y.get("stats") or {}
     if "cpu_us" in sx and "cpu_us" in sy:
         return (sy["cpu_us"] - sx["cpu_us"]) / 1e6
-    if x.get("proc_cpu_s") is not None and y.get("proc_cpu_s") is not None:
-        return y["proc_cpu_s"] - x["proc_cpu_s"]
     return None
 
 
@@ -598,9 +600,9 @@ def cmd_bench(a):
           "rounds and reversed on odd ones. A value is the median over rounds (range: min–max). "
           f"Ratios are to **{base}**: median / median, with a 95% confidence interval by "
           f"{METHOD}; a cell is **no difference** when the interval contains 1.0. Server CPU "
-          "comes from the server's own stats (`cpu_us`, its workers' thread CPU time) or, for a "
-          "peer, its process CPU clock (clock_getcpuclockid, ns; /proc/PID/task/*/stat where "
-          "that clock cannot be read).", ""]
+          "comes from each server's process CPU clock (clock_getcpuclockid, ns: every thread, "
+          "io_uring's kernel threads such as sqpoll's SQ thread included; /proc/PID/task/*/stat "
+          "where that clock cannot be read), or for a --target from its stats (`cpu_us`).", ""]
     # Headline: efficiency, beside closed-loop throughput.
     head = []
     for cid, cs in summary.items():

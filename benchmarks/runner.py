@@ -257,9 +257,9 @@ class Server:
             d["command"] = self.command
         if self.stats_cmd:
             d["stats_command"] = self.stats_cmd
-        d["cpu_source"] = ("server stats (cpu_us of its workers)" if self.kind == "ringwire" or
-                           self.stats_cmd else ("the process CPU clock (clock_getcpuclockid)" if self.kind == "peer"
-                                                else "none"))
+        d["cpu_source"] = ("the process CPU clock (clock_getcpuclockid: every thread, io_uring's "
+                           "kernel threads included)" if self.pid else
+                           ("server stats (cpu_us of its workers)" if self.stats_cmd else "none"))
         return d
 
 
