@@ -35,7 +35,9 @@ static const struct {
      "whole buffer each, so the data touched stays in a few cache lines and pages "
      "(kernel-notes/19)"},
     {RW_UF_REG_RING, "reg-ring", "5.18",
-     OFF_NO_DIFFERENCE
+     "off by default: not shown faster in both cells (ablation of 2026-12-01: -8% server CPU per "
+     "frame at 60k/s x 512 conns, no difference at 20k/s x 64, and no difference in either "
+     "before); "
      "io_uring_register_ring_fd: io_uring_enter skips the fd table lookup (kernel-notes/20)"},
     {RW_UF_MIN_WAIT, "min-wait", "6.12",
      "off by default: measured slower (+10% and +17% server CPU per frame in open loop: an "
@@ -45,7 +47,8 @@ static const struct {
      "first: sends that complete inline no longer cost a turn of their own (one "
      "io_uring_enter a frame instead of two at low load; kernel-notes/21)"},
     {RW_UF_RING_TIMER, "ring-timer", "5.5",
-     OFF_NO_DIFFERENCE
+     "off by default: not shown faster in both cells (ablation of 2026-12-01: -6% at 60k/s x "
+     "512 conns, no difference at 20k/s x 64; 12-round runs: no difference in either); "
      "the loop's next deadline is an absolute IORING_OP_TIMEOUT kept armed across waits "
      "(re-armed only when the deadline moves earlier or it fired), instead of a timespec on "
      "every io_uring_enter, which arms and cancels an hrtimer each time the loop sleeps "
@@ -70,7 +73,8 @@ static const struct {
     {RW_UF_SQPOLL, "sqpoll", "5.11",
      "off by default: an opt-in for machines with a spare core; a kernel thread per worker "
      "polls the submission queue (idle after 10 ms), so submits need no io_uring_enter; "
-     "on 2 cores it competes with the client (kernel-notes/28)"},
+     "on 2 cores it competes with the client, and its SQ thread costs a core while it polls "
+     "(50 us of server CPU per frame at 20k/s, counted by the process clock; kernel-notes/28)"},
 };
 
 #define FEATURE_COUNT (sizeof(features) / sizeof(features[0]))
