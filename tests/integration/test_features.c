@@ -25,6 +25,9 @@ static bool is_uring(void)
     return strcmp(h_backend(), "uring") == 0;
 }
 
+/* The server whose log a failed pipelined_echo_ok prints (NULL: none kept). */
+static struct h_server *echo_srv;
+
 /* depth frames of payload_len on fd at once, then every echo read back and compared. */
 static void pipelined_echo_ok(int fd, uint32_t payload_len, int depth, uint32_t seed)
 {
@@ -37,9 +40,14 @@ static void pipelined_echo_ok(int fd, uint32_t payload_len, int depth, uint32_t 
         h_put_header(out + frame * (size_t)i, payload_len);
         h_fill(out + frame * (size_t)i + H_FRAME_HDR, payload_len, seed + (uint32_t)i);
     }
-    ck_assert_int_eq(h_exchange(fd, out, frame * (size_t)depth, in, frame * (size_t)depth,
-                                20000 * h_time_factor()),
-                     0);
+    int rc = h_exchange(fd, out, frame * (size_t)depth, in, frame * (size_t)depth,
+                        20000 * h_time_factor());
+    static char stats[8192];
+    stats[0] = '\0';
+    if (rc != 0 && echo_srv && h_stats(echo_srv, stats, sizeof(stats)) != 0)
+        snprintf(stats, sizeof(stats), "(no stats)");
+    ck_assert_msg(rc == 0, "%u B x %d: %s; server stats: %s; log:\n%s", payload_len, depth,
+                  strerror(-rc), stats, echo_srv ? h_log_tail(echo_srv) : "(not kept)");
     ck_assert_msg(memcmp(in, out, frame * (size_t)depth) == 0,
                   "%u B x %d: an echo differs from its frame", payload_len, depth);
     free(out);
@@ -765,6 +773,8 @@ static void sqpoll_echo(const char *features)
         ck_assert_int_eq(threads, 0);
     }
     static const uint32_t sizes[] = {0, 1, 64, 1000, 4096, 16384, 70000, 262144, 1048576};
+    echo_srv =
+        &srv; /* a cut-off echo here once (ASan, 2 workers, all): keep what the server said */
     int fds[4];
     for (int c = 0; c < 4; c++)
         fds[c] = h_connect_ok(&srv);
@@ -780,6 +790,7 @@ static void sqpoll_echo(const char *features)
     }
     for (int c = 0; c < 4; c++)
         close(fds[c]);
+    echo_srv = NULL;
     ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
     h_stop_ok(&srv);
 }
