@@ -49,15 +49,15 @@ enum rw_log_format { RW_LOG_FORMAT_AUTO = 0, RW_LOG_FORMAT_PLAIN, RW_LOG_FORMAT_
 
 /* Optional io_uring features (rw_options.uring_features bits; README "io_uring features"). */
 enum rw_uring_feature {
-    RW_UF_ZC_REPLIES = 1u << 0, /* replies sent from the receive buffer they came in */
-    RW_UF_INC_BUFS = 1u << 1,   /* incremental provided-buffer consumption (6.12) */
-    RW_UF_REG_RING = 1u << 2,   /* registered ring fd for io_uring_enter (5.18) */
-    RW_UF_MIN_WAIT = 1u << 3,   /* min-wait batching (6.12) */
-    RW_UF_RING_TIMER = 1u << 4, /* the wait's deadline as a timeout SQE kept across waits */
+    RW_UF_ZC_REPLIES = 1u << 0,  /* replies sent from the receive buffer they came in */
+    RW_UF_INC_BUFS = 1u << 1,    /* incremental provided-buffer consumption (6.12) */
+    RW_UF_REG_RING = 1u << 2,    /* registered ring fd for io_uring_enter (5.18) */
+    RW_UF_MIN_WAIT = 1u << 3,    /* min-wait batching (6.12) */
+    RW_UF_RING_TIMER = 1u << 4,  /* the wait's deadline as a timeout SQE kept across waits */
     RW_UF_FIXED_FILES = 1u << 5, /* sockets also in a registered file table (5.19) */
-    RW_UF_BUNDLES = 1u << 6,    /* multishot recv bundles: one CQE, several buffers (6.10) */
-    RW_UF_SEND_ZC = 1u << 7,    /* zero-copy sends (IORING_OP_SEND[MSG]_ZC, 6.1) of 16 KiB+ */
-    RW_UF_SQPOLL = 1u << 8,     /* a kernel thread polls the submission queue (opt-in) */
+    RW_UF_BUNDLES = 1u << 6,     /* multishot recv bundles: one CQE, several buffers (6.10) */
+    RW_UF_SEND_ZC = 1u << 7,     /* zero-copy sends (IORING_OP_SEND[MSG]_ZC, 6.1) of 16 KiB+ */
+    RW_UF_SQPOLL = 1u << 8,      /* a kernel thread polls the submission queue (opt-in) */
 };
 
 /* One address to listen on, resolved (rw_options_add_listen fills it). */
@@ -236,10 +236,10 @@ RW_API void rw_server_destroy(struct rw_server *srv);
     X(conns_open)                                                                                  \
     X(accepted)                                                                                    \
     X(closed)                                                                                      \
-    X(rejected_limit) X(reaped_idle) X(reaped_frame_timeout) X(reaped_tcp_timeout) X(reaped_dead)  \
-        X(closed_protocol) X(closed_error) X(closed_memory) X(closed_proxy) X(frames_in)           \
-            X(frames_out) X(bytes_in) X(bytes_out) X(backpressure_pauses) X(memory_pauses)         \
-                X(mem_bytes)
+    X(rejected_limit)                                                                              \
+    X(reaped_idle) X(reaped_frame_timeout) X(reaped_tcp_timeout) X(reaped_dead) X(closed_protocol) \
+        X(closed_error) X(closed_memory) X(closed_proxy) X(frames_in) X(frames_out) X(bytes_in)    \
+            X(bytes_out) X(backpressure_pauses) X(memory_pauses) X(mem_bytes)
 struct rw_counters {
 #define RW_COUNTER_FIELD(name) uint64_t name;
     RW_COUNTERS(RW_COUNTER_FIELD)

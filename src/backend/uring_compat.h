@@ -84,7 +84,8 @@ static inline unsigned rwc_flush_sq(struct io_uring *ring)
 
 /*
  * Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or ts (NULL: no
- * limit). 0/-errno. min_wait_us 0 is a plain wait (EXT_ARG, 5.11): the backend's every wait.
+ * limit). 0/-errno. min_wait_us 0 is a plain wait, the backend's every wait; EXT_ARG (5.11)
+ * only when there is a ts or a min_wait_us to pass.
  */
 static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr,
                                           unsigned min_wait_us, struct __kernel_timespec *ts,

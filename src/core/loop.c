@@ -236,6 +236,9 @@ static void drain_quiet_conns(struct rw_loop *loop)
         struct rw_conn *c = &loop->conns[i];
         if (c->state != RW_CONN_OPEN || (c->flags & RW_CONN_PROTO_ERROR))
             continue;
+        bool busy = !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm);
+        if (busy && !(c->flags & RW_CONN_DRAIN_PAUSED))
+            continue; /* still reading and answering: no need to ask the socket */
         int unread = 0;
         bool unanswered =
             rw__reasm_pending(&c->reasm) || ioctl(c->fd, SIOCINQ, &unread) != 0 || unread != 0;
