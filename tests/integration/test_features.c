@@ -44,8 +44,10 @@ static void pipelined_echo_ok(int fd, uint32_t payload_len, int depth, uint32_t 
                         20000 * h_time_factor());
     static char stats[8192];
     stats[0] = '\0';
-    if (rc != 0 && echo_srv && h_stats(echo_srv, stats, sizeof(stats)) != 0)
-        snprintf(stats, sizeof(stats), "(no stats)");
+    int src = 0;
+    if (rc != 0 && echo_srv && (src = h_stats(echo_srv, stats, sizeof(stats))) != 0)
+        snprintf(stats, sizeof(stats), "(none: %s; server %s, exit code %d)", strerror(-src),
+                 h_alive(echo_srv) ? "alive" : "gone", echo_srv->reaped ? echo_srv->exit_code : -1);
     ck_assert_msg(rc == 0, "%u B x %d: %s; server stats: %s; log:\n%s", payload_len, depth,
                   strerror(-rc), stats, echo_srv ? h_log_tail(echo_srv) : "(not kept)");
     ck_assert_msg(memcmp(in, out, frame * (size_t)depth) == 0,
