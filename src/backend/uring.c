@@ -433,8 +433,6 @@ static int ur_wait(void *be, int timeout_ms)
     struct ur_backend *ur = be;
     struct rw_stats *stats = ur->stats;
     struct io_uring_cqe *cqe;
-    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
-                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
     rw__ur_buf_publish(ur);
     int rc;
     if (ur->wait_in_poll) {
@@ -460,8 +458,7 @@ static int ur_wait(void *be, int timeout_ms)
         } else if (timeout_ms > 0 && (ur->features & RW_UF_RING_TIMER)) {
             covered = ur_timer_cover(ur, timeout_ms);
         }
-        rc = rwc_submit_and_wait_min(&ur->ring, wait_nr, min_wait_us,
-                                     (timeout_ms >= 0 && !covered) ? &ts : NULL,
+        rc = rwc_submit_and_wait_min(&ur->ring, wait_nr, min_wait_us, covered ? -1 : timeout_ms,
                                      (ur->features & RW_UF_REG_RING) != 0);
     }
     ur->sends_queued = 0;

@@ -83,18 +83,15 @@ static inline unsigned rwc_flush_sq(struct io_uring *ring)
 }
 
 /*
- * Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or ts (NULL: no
- * limit). 0/-errno. min_wait_us 0 is a plain wait, the backend's every wait; EXT_ARG (5.11)
- * only when there is a ts or a min_wait_us to pass.
+ * Submit what is queued and wait for wait_nr CQEs, or min_wait_us then any, or timeout_ms
+ * (< 0: no limit). 0/-errno. min_wait_us 0 is a plain wait, the backend's every wait; EXT_ARG
+ * (5.11), and the timespec it points at, only when there is a timeout or a min_wait_us to
+ * pass: a wait that ring-timer covers builds neither.
  */
 static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_nr,
-                                          unsigned min_wait_us, struct __kernel_timespec *ts,
+                                          unsigned min_wait_us, int timeout_ms,
                                           bool registered_ring)
 {
-    struct io_uring_getevents_arg arg;
-    memset(&arg, 0, sizeof(arg));
-    arg.pad = min_wait_us; /* min_wait_usec */
-    arg.ts = (unsigned long long)(uintptr_t)ts;
     unsigned submit = rwc_flush_sq(ring);
     unsigned flags = IORING_ENTER_GETEVENTS | rwc_enter_flags(ring);
     int fd = ring->ring_fd;
@@ -102,12 +99,16 @@ static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_n
         flags |= IORING_ENTER_REGISTERED_RING;
         fd = ring->enter_ring_fd;
     }
-    /* Nothing to pass (ring-timer holds the deadline): no argument for the kernel to copy in. */
-    bool ext = ts || min_wait_us;
-    if (ext)
-        flags |= IORING_ENTER_EXT_ARG;
-    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, ext ? &arg : NULL,
-                      ext ? sizeof(arg) : 0);
+    if (timeout_ms < 0 && !min_wait_us)
+        return syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, NULL, 0) < 0 ? -errno : 0;
+    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+    struct io_uring_getevents_arg arg;
+    memset(&arg, 0, sizeof(arg));
+    arg.pad = min_wait_us; /* min_wait_usec */
+    arg.ts = timeout_ms >= 0 ? (unsigned long long)(uintptr_t)&ts : 0;
+    flags |= IORING_ENTER_EXT_ARG;
+    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, &arg, sizeof(arg));
     return rc < 0 ? -errno : 0;
 }
 

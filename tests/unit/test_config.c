@@ -1097,7 +1097,7 @@ START_TEST(test_config_usage)
         "[info]",
         "[auto]",
         "[1024]",
-        "[16K]",
+        "[16448: 16K + 64",
         "powers of 1024",
         "a bare number is seconds",
     };
