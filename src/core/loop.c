@@ -128,9 +128,11 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     if (loop->draining || open_before >= loop->cfg->max_conns ||
         (loop->free_count == 0 && loop->conn_hw == loop->conn_cap)) {
         atomic_fetch_sub_explicit(&loop->shared->conns_open, 1, memory_order_relaxed);
-        close(fd);
+        /* Counted before the close: a peer that sees the close and asks for the stats must
+         * find it counted (test_limits_max_conns once read rejected_limit=0 under load). */
         if (!loop->draining)
             rw__stat_add(&loop->stats, RW_STAT_REJECTED_LIMIT, 1);
+        close(fd);
         return;
     }
     struct rw_conn *c;
