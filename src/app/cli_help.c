@@ -15,7 +15,7 @@
 void rw__cli_usage(FILE *out)
 {
     RW_ASSERT(out != NULL);
-    char frame_max[32], buf_size_max[32], buf_size_default[32], mem_default[32];
+    char frame_max[32], buf_size_max[32], buf_size_default[32], buf_payload[32], mem_default[32];
     /* Limits come from rw_limits.h so the text cannot drift from what parsing enforces. */
     fprintf(
         out,
@@ -107,7 +107,7 @@ void rw__cli_usage(FILE *out)
         "  --buf-count N               uring: provided receive buffers per worker,\n"
         "                              a power of two up to %u [%u]\n"
         "  --buf-size SIZE             uring: bytes per provided buffer, %u to %s\n"
-        "                              [%s: 16K + 64, so a 16K payload and its\n"
+        "                              [%s: %s + %u, so a %s payload and its\n"
         "                              header arrive in one buffer]\n"
         "  --uring-features LIST       uring: optional io_uring features, e.g.\n"
         "                              +inc-bufs,-zc-replies, all or none; each is\n"
@@ -149,7 +149,10 @@ void rw__cli_usage(FILE *out)
             mem_default, sizeof(mem_default)),
         RW_URING_BUF_COUNT_MAX, RW_URING_BUF_COUNT_DEFAULT, BUF_SIZE_MIN_BYTES,
         rw__cli_size_text(RW_URING_BUF_SIZE_MAX, buf_size_max, sizeof(buf_size_max)),
-        rw__cli_size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)));
+        rw__cli_size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)),
+        rw__cli_size_text(RW_URING_BUF_SIZE_DEFAULT - RW_URING_BUF_HEADROOM, buf_payload,
+                          sizeof(buf_payload)),
+        RW_URING_BUF_HEADROOM, buf_payload);
 }
 
 static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)

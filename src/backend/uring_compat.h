@@ -99,16 +99,23 @@ static inline int rwc_submit_and_wait_min(struct io_uring *ring, unsigned wait_n
         flags |= IORING_ENTER_REGISTERED_RING;
         fd = ring->enter_ring_fd;
     }
-    if (timeout_ms < 0 && !min_wait_us)
-        return syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, NULL, 0) < 0 ? -errno : 0;
-    struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
-                                   .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+    struct __kernel_timespec ts;
     struct io_uring_getevents_arg arg;
-    memset(&arg, 0, sizeof(arg));
-    arg.pad = min_wait_us; /* min_wait_usec */
-    arg.ts = timeout_ms >= 0 ? (unsigned long long)(uintptr_t)&ts : 0;
-    flags |= IORING_ENTER_EXT_ARG;
-    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, &arg, sizeof(arg));
+    const void *argp = NULL;
+    size_t arg_bytes = 0;
+    if (timeout_ms >= 0 || min_wait_us) {
+        memset(&arg, 0, sizeof(arg));
+        arg.pad = min_wait_us; /* min_wait_usec */
+        if (timeout_ms >= 0) {
+            ts.tv_sec = timeout_ms / 1000;
+            ts.tv_nsec = (long long)(timeout_ms % 1000) * 1000000;
+            arg.ts = (unsigned long long)(uintptr_t)&ts;
+        }
+        flags |= IORING_ENTER_EXT_ARG;
+        argp = &arg;
+        arg_bytes = sizeof(arg);
+    }
+    long rc = syscall(__NR_io_uring_enter, fd, submit, wait_nr, flags, argp, arg_bytes);
     return rc < 0 ? -errno : 0;
 }
 

@@ -67,7 +67,8 @@
  * parsed in place and can be replied to by reference; at 16 KiB exactly it spanned two and was
  * reassembled (16 KiB ping-pong: 1.22x epoll's server CPU a frame, 0.96-0.97x with the frame in
  * one buffer; kernel-notes/03). */
-#define RW_URING_BUF_SIZE_DEFAULT (16u * 1024u + 64u)
+#define RW_URING_BUF_HEADROOM     64u
+#define RW_URING_BUF_SIZE_DEFAULT (16u * 1024u + RW_URING_BUF_HEADROOM)
 #define RW_URING_BUF_COUNT_MAX    32768u
 #define RW_URING_BUF_SIZE_MAX     (1u << 20)
 #define RW_URING_SQ_ENTRIES       1024u

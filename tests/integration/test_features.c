@@ -785,8 +785,8 @@ static void sqpoll_echo(const char *features)
         ck_assert_int_eq(threads, 0);
     }
     static const uint32_t sizes[] = {0, 1, 64, 1000, 4096, 16384, 70000, 262144, 1048576};
-    echo_srv =
-        &srv; /* a cut-off echo here once (ASan, 2 workers, all): keep what the server said */
+    /* A cut-off echo here (ASan, 2 workers, all) says what the server said. */
+    echo_srv = &srv;
     int fds[4];
     for (int c = 0; c < 4; c++)
         fds[c] = h_connect_ok(&srv);
