@@ -58,6 +58,7 @@ enum rw_uring_feature {
     RW_UF_BUNDLES = 1u << 6,     /* multishot recv bundles: one CQE, several buffers (6.10) */
     RW_UF_SEND_ZC = 1u << 7,     /* zero-copy sends (IORING_OP_SEND[MSG]_ZC, 6.1) of 16 KiB+ */
     RW_UF_SQPOLL = 1u << 8,      /* a kernel thread polls the submission queue (opt-in) */
+    RW_UF_LAZY_REAP = 1u << 9,   /* a loop turn waits past sends whose completion is bookkeeping */
 };
 
 /* One address to listen on, resolved (rw_options_add_listen fills it). */

@@ -5,8 +5,9 @@
  * one io_uring_enter. A multishot that ends (no IORING_CQE_F_MORE: overflow, cancel, error)
  * is re-armed when the core still wants it; one that ran the buffer ring dry (ENOBUFS) waits
  * on the starved list until a buffer comes back (buffers and the starved list: uring_bufs.c;
- * accepts and the wake read: uring_accept.c; setup: uring_setup.c). A connection is released
- * only after the last CQE of every operation it had in flight. kernel-notes/ per feature.
+ * accepts and the wake read: uring_accept.c; sends: uring_send.c; setup: uring_setup.c). A
+ * connection is released only after the last CQE of every operation it had in flight. kernel-notes/
+ * per feature.
  */
 #include <errno.h>
 #include <poll.h>
@@ -93,7 +94,9 @@ static void ur_read_pause(void *be, struct rw_conn *c)
     struct ur_backend *ur = be;
     struct ur_conn *cs = uc(ur, c);
     cs->flags &= ~UR_WANT_READ;
-    rw__ur_unstarve(ur, c); /* read_resume arms it again */
+    if (cs->flags & UR_SEND)
+        rw__ur_send_urgent(ur, cs->send); /* its completion may resume reading */
+    rw__ur_unstarve(ur, c);               /* read_resume arms it again */
     if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
         /* Data CQEs already posted still reach the core; the bound is a few buffers. */
         cs->flags |= UR_RECV_CANCEL;
@@ -114,63 +117,6 @@ static void ur_read_resume(void *be, struct rw_conn *c)
 static bool ur_read_idle(void *be, struct rw_conn *c)
 {
     return !(uc(be, c)->flags & UR_RECV_ARMED);
-}
-
-static size_t iov_bytes(const struct iovec *iov, size_t count)
-{
-    size_t bytes = 0;
-    for (size_t i = 0; i < count; i++)
-        bytes += iov[i].iov_len;
-    return bytes;
-}
-
-static int ur_flush(void *be, struct rw_conn *c)
-{
-    struct ur_backend *ur = be;
-    struct ur_conn *cs = uc(ur, c);
-    if (cs->flags & UR_SEND)
-        return 0; /* one send in flight per connection keeps the order */
-    struct ur_send *s = ur->sends_free;
-    if (s)
-        ur->sends_free = s->next_free;
-    else
-        s = &ur->sends[ur->sends_used++];
-    RW_ASSERT(ur->sends_used <= ur->conn_cap);
-    size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
-    RW_ASSERT(count > 0);
-    /* send-zc: large sends go out from our pages, which stay ours only after the kernel's
-     * notification (ur_on_send; kernel-notes/27). */
-    s->zc = (ur->features & RW_UF_SEND_ZC) && iov_bytes(s->iov, count) >= RW_SEND_ZC_MIN_BYTES;
-    s->zc_got_res = false;
-    s->zc_done = false;
-    unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
-    struct io_uring_sqe *sqe = ur_sqe(ur);
-    if (count == 1 && s->zc) {
-        io_uring_prep_send_zc(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL,
-                              zc_flags);
-    } else if (count == 1) {
-        io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL);
-    } else {
-        memset(&s->msg, 0, sizeof(s->msg));
-        s->msg.msg_iov = s->iov;
-        s->msg.msg_iovlen = count;
-        if (s->zc) {
-            io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
-            sqe->ioprio |= (__u16)zc_flags; /* liburing 2.3's helper takes no zc_flags */
-        } else {
-            io_uring_prep_sendmsg(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
-        }
-    }
-    ur_sqe_file(cs, c, sqe);
-    if (s->zc)
-        rw__stat_add(ur->stats, RW_STAT_SEND_ZC_CALLS, 1);
-    io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
-    cs->send = s;
-    cs->flags |= UR_SEND;
-    ur->sends_queued++;
-    cs->inflight++;
-    rw__stat_add(ur->stats, RW_STAT_SEND_CALLS, 1);
-    return 0;
 }
 
 static bool ur_close(void *be, struct rw_conn *c)
@@ -202,7 +148,7 @@ static bool ur_close(void *be, struct rw_conn *c)
 }
 
 /* After an operation of c ended: close and release once nothing is in flight. */
-static void ur_op_done(struct ur_backend *ur, struct rw_conn *c)
+void rw__ur_op_done(struct ur_backend *ur, struct rw_conn *c)
 {
     struct ur_conn *cs = uc(ur, c);
     RW_ASSERT(cs->inflight > 0);
@@ -303,42 +249,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         }
     }
     if (!more)
-        ur_op_done(ur, c);
-}
-
-static void ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
-{
-    struct ur_conn *cs = uc(ur, c);
-    struct ur_send *s = cs->send;
-    RW_ASSERT(s != NULL);
-    int res = cqe->res;
-    if (s->zc) {
-        /* A zero-copy send posts its result, then (when the result has F_MORE) a notification
-         * once the kernel no longer reads our pages; the bytes (output blocks, lent receive
-         * buffers) are released only after both, so only then has it completed for the core,
-         * and the slot stays in flight until then (kernel-notes/27). Either order is taken. */
-        if (cqe->flags & IORING_CQE_F_NOTIF) {
-            s->zc_done = true;
-            if ((uint32_t)cqe->res & RWC_NOTIF_USAGE_ZC_COPIED)
-                rw__stat_add(ur->stats, RW_STAT_SEND_ZC_COPIED, 1);
-        } else {
-            RW_ASSERT(!s->zc_got_res);
-            s->zc_got_res = true;
-            s->zc_res = res;
-            if (!(cqe->flags & IORING_CQE_F_MORE))
-                s->zc_done = true; /* failed before any page was taken: no notification */
-        }
-        if (!s->zc_got_res || !s->zc_done)
-            return;
-        res = s->zc_res;
-    }
-    s->next_free = ur->sends_free;
-    ur->sends_free = s;
-    cs->send = NULL;
-    cs->flags &= ~UR_SEND;
-    if (c->state == RW_CONN_OPEN)
-        rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
-    ur_op_done(ur, c);
+        rw__ur_op_done(ur, c);
 }
 
 static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
@@ -373,10 +284,10 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
         ur_on_recv(ur, c, cqe);
         break;
     case OP_SEND:
-        ur_on_send(ur, c, cqe);
+        rw__ur_on_send(ur, c, cqe);
         break;
     case OP_CANCEL:
-        ur_op_done(ur, c);
+        rw__ur_op_done(ur, c);
         break;
     default:
         RW_ASSERT(!"unknown user_data op");
@@ -447,7 +358,19 @@ static int ur_wait(void *be, int timeout_ms)
         unsigned wait_nr = 1;
         unsigned min_wait_us = 0;
         bool covered = false;
-        if ((ur->features & RW_UF_MIN_WAIT) && ur->sends_queued > 0) {
+        if (ur->lazy_inflight > 0 && ur->lazy_inflight == ur->sends_inflight) {
+            /* lazy-reap: every send in flight is bookkeeping once done, and sends mostly
+             * complete inline during this very call: sleep past all of them until one more
+             * event, so they are reaped with it instead of costing a turn of their own
+             * (kernel-notes/29). The timeout bounds how long they wait. Before min-wait: the
+             * same wait without its timer. */
+            wait_nr = ur->sends_inflight + 1;
+            if (wait_nr > RW_URING_CQE_BATCH)
+                wait_nr = RW_URING_CQE_BATCH;
+            if (timeout_ms < 0 || timeout_ms > (int)RW_URING_LAZY_REAP_MS)
+                timeout_ms = (int)RW_URING_LAZY_REAP_MS;
+            rw__stat_add(stats, RW_STAT_LAZY_WAITS, 1);
+        } else if ((ur->features & RW_UF_MIN_WAIT) && ur->sends_queued > 0) {
             /* Sends mostly complete inline, during this very call: wait past their CQEs for
              * one more event (the next request, typically), but never longer than
              * RW_URING_MIN_WAIT_US once something is there (kernel-notes/21). */
@@ -491,7 +414,7 @@ const struct rw_backend_ops rw__uring_ops = {
     .read_pause = ur_read_pause,
     .read_resume = ur_read_resume,
     .read_idle = ur_read_idle,
-    .flush = ur_flush,
+    .flush = rw__ur_flush,
     .close = ur_close,
     .wait = ur_wait,
 };

@@ -40,6 +40,7 @@ struct ur_send {
     bool zc;         /* sent zero-copy: complete only after both CQEs */
     bool zc_got_res; /* the result CQE came */
     bool zc_done;    /* the notification came, or the result said none would (no F_MORE) */
+    bool lazy;       /* lazy-reap: its completion is bookkeeping; a wait may sleep past it */
     struct msghdr msg;
     struct iovec iov[RW_SEND_IOV_MAX];
 };
@@ -82,11 +83,13 @@ struct ur_backend {
     struct ur_buf *buf_state;
     uint32_t buf_count;
     uint32_t buf_size;
-    uint32_t bufs_out;      /* buffers out of the ring (taken, not yet returned) */
-    uint32_t features;      /* active: enum rw_uring_feature */
-    uint32_t ring_features; /* IORING_FEAT_* of the ring */
-    uint32_t sends_queued;  /* sends prepared this turn (min-wait: completions to wait past) */
-    bool zc_report;         /* send-zc: the kernel takes IORING_SEND_ZC_REPORT_USAGE (6.2) */
+    uint32_t bufs_out;       /* buffers out of the ring (taken, not yet returned) */
+    uint32_t features;       /* active: enum rw_uring_feature */
+    uint32_t ring_features;  /* IORING_FEAT_* of the ring */
+    uint32_t sends_queued;   /* sends prepared this turn (min-wait: completions to wait past) */
+    uint32_t sends_inflight; /* sends whose last CQE is not yet reaped */
+    uint32_t lazy_inflight;  /* of those, the lazy ones (lazy-reap) */
+    bool zc_report;          /* send-zc: the kernel takes IORING_SEND_ZC_REPORT_USAGE (6.2) */
     /* ring-timer: the newest timeout SQE in flight wakes the loop at timer_deadline_ms (0: none
      * armed); older ones still in flight (timers_inflight) only wake it early. */
     uint64_t timer_deadline_ms;
@@ -231,5 +234,16 @@ void rw__ur_buf_publish(struct ur_backend *ur);
 void rw__ur_starve(struct ur_backend *ur, struct rw_conn *c);
 /* Take c off the starved list (pause, close, re-arm). */
 void rw__ur_unstarve(struct ur_backend *ur, struct rw_conn *c);
+
+/* ---- sends (uring_send.c) and the end of an operation (uring.c) ---- */
+
+/* ops->flush: queue one gathered send of c's output unless one is in flight; 0 or -errno. */
+int rw__ur_flush(void *be, struct rw_conn *c);
+/* A CQE of c's send (both of a zero-copy one): the core hears once the send is complete. */
+void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe);
+/* lazy-reap: the core now acts on s's completion (a flush waits on it, reading may resume). */
+void rw__ur_send_urgent(struct ur_backend *ur, struct ur_send *s);
+/* After an operation of c ended: close and release once nothing is in flight. */
+void rw__ur_op_done(struct ur_backend *ur, struct rw_conn *c);
 
 #endif

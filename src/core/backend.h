@@ -144,6 +144,15 @@ void rw__conn_on_data_buf(struct rw_conn *conn, const uint8_t *data, size_t len,
 void rw__conn_on_eof(struct rw_conn *conn);
 /* An asynchronous send completed: res > 0 bytes, or negative errno. */
 void rw__conn_on_sent(struct rw_conn *conn, int res);
+/*
+ * Whether the core must hear at once of the completion of a send that takes all of conn's
+ * queued output, asked as the send is prepared. False when that completion would only be
+ * bookkeeping (the bytes freed and counted): the connection reads, nothing waits on its
+ * output draining (no half-close, no close after replies, no drain, no lent buffers), so a
+ * backend may reap the completion with the next event instead of waking for it. Anything
+ * the core asks of the connection later (a flush, a pause) makes the send urgent again.
+ */
+bool rw__conn_send_urgent(const struct rw_conn *conn);
 /* recv failed (negative errno other than EAGAIN/ENOBUFS). */
 void rw__conn_on_error(struct rw_conn *conn, int err);
 /* The socket can take more output (readiness backends). */

@@ -2,8 +2,8 @@
  * The connection policy: what a connection's events mean. Data in, through
  * the reassembler, into the handler; replies queued (copied, or by reference
  * into the receive buffer) and flushed once a turn; backpressure by
- * watermarks; half-close; protocol errors (answer, FIN, linger); idle,
- * frame-deadline and linger timeouts; close and release. The loop driver
+ * watermarks; half-close; protocol errors (answer, FIN, linger); close and
+ * release (its deadlines: conn_timer.c). The loop driver
  * (loop.c) adopts connections and runs the turns; backends report through
  * the rw__conn_on_* callbacks below (backend.h).
  */
@@ -23,38 +23,6 @@
 #include "peer.h"
 
 /* ---- connection lifecycle ---- */
-
-static uint64_t conn_deadline(const struct rw_loop *loop, const struct rw_conn *c)
-{
-    const struct rw_options *cfg = loop->cfg;
-    uint64_t deadline = UINT64_MAX;
-    if (cfg->idle_timeout_ms)
-        deadline = c->last_active_ms + cfg->idle_timeout_ms;
-    if (cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) && !(c->flags & READ_PAUSE_FLAGS)) {
-        uint64_t frame_deadline = c->frame_started_ms + cfg->frame_timeout_ms;
-        deadline = frame_deadline < deadline ? frame_deadline : deadline;
-    }
-    /* --proxy-protocol: the header, awaited since accept, is held to --frame-timeout too. */
-    if (cfg->frame_timeout_ms && (c->flags & RW_CONN_PROXY_WAIT) &&
-        c->frame_started_ms + cfg->frame_timeout_ms < deadline)
-        deadline = c->frame_started_ms + cfg->frame_timeout_ms;
-    /* The linger for the peer's FIN starts after our FIN: while replies drain, only the
-     * ordinary timeouts apply, however slowly the peer reads. */
-    if ((c->flags & RW_CONN_PROTO_ERROR) && (c->flags & RW_CONN_WR_SHUT) &&
-        c->linger_until_ms < deadline)
-        deadline = c->linger_until_ms;
-    return deadline;
-}
-
-/* Arm the timer if the deadline moved earlier; later deadlines are found lazily on expiry. */
-void rw__conn_timer_update(struct rw_conn *c)
-{
-    uint64_t deadline = conn_deadline(c->loop, c);
-    if (deadline == UINT64_MAX)
-        return;
-    if (!rw__timer_armed(&c->timer) || deadline < c->timer.deadline_ms)
-        rw__wheel_arm(&c->loop->wheel, &c->timer, deadline);
-}
 
 /* Charge (or refund) the budget for how the reassembly buffer changed since it was cap_before. */
 static void conn_reasm_account(struct rw_conn *c, uint32_t cap_before)
@@ -443,6 +411,15 @@ void rw__conn_on_sent(struct rw_conn *c, int res)
         rw__loop_mark_dirty(c);
 }
 
+bool rw__conn_send_urgent(const struct rw_conn *c)
+{
+    const uint16_t acts_on_drained = READ_PAUSE_FLAGS | RW_CONN_READ_EOF | RW_CONN_PROTO_ERROR |
+                                     RW_CONN_CLOSE_REQ | RW_CONN_PEER_DONE | RW_CONN_PROXY_WAIT;
+    /* Lent bytes (zc-replies, rw_conn_send_ref) go back to their owner at completion. */
+    return c->state != RW_CONN_OPEN || (c->flags & acts_on_drained) || c->outq.ext_count > 0 ||
+           c->loop->draining;
+}
+
 void rw__conn_on_error(struct rw_conn *c, int err)
 {
     RW_ASSERT(c->state != RW_CONN_FREE);
@@ -459,35 +436,4 @@ void rw__conn_on_writable(struct rw_conn *c)
 {
     if (c->state == RW_CONN_OPEN && !rw__outq_empty(&c->outq))
         rw__loop_mark_dirty(c);
-}
-
-/* ---- idle, frame-deadline and linger timeouts ---- */
-
-void rw__conn_on_timer(void *ctx, struct rw_timer *t)
-{
-    struct rw_loop *loop = ctx;
-    struct rw_conn *c = RW_CONTAINER_OF(t, struct rw_conn, timer);
-    if (c->state != RW_CONN_OPEN)
-        return;
-    uint64_t deadline = conn_deadline(loop, c);
-    if (deadline == UINT64_MAX)
-        return;
-    if (deadline > loop->now_ms) {
-        rw__wheel_arm(&loop->wheel, t, deadline); /* lazy re-arm: activity moved it */
-        return;
-    }
-    enum rw_stat reason = RW_STAT_REAPED_IDLE;
-    if (c->flags & RW_CONN_PROTO_ERROR)
-        reason = NO_REASON; /* already counted as a protocol error */
-    else if (c->flags & RW_CONN_PROXY_WAIT)
-        reason = RW_STAT_CLOSED_PROXY; /* no PROXY header in time */
-    else if (loop->cfg->frame_timeout_ms && rw__reasm_pending(&c->reasm) &&
-             c->frame_started_ms + loop->cfg->frame_timeout_ms <= loop->now_ms)
-        reason = RW_STAT_REAPED_FRAME_TIMEOUT;
-    char peer[RW_PEER_TEXT_MAX];
-    RW_DEBUG("conn %u (%s): %s", c->index, rw__conn_peer(c, peer, sizeof(peer)),
-             reason == RW_STAT_CLOSED_PROXY  ? "no PROXY header in time"
-             : reason == RW_STAT_REAPED_IDLE ? "idle timeout"
-                                             : "deadline passed");
-    rw__conn_close(c, reason);
 }

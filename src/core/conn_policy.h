@@ -2,7 +2,7 @@
  * Internal to the core's event loop: what its parts share. The loop driver
  * (loop.c), the connection policy (conn.c, conn_proxy.c) and the upkeep
  * (upkeep.c) all work on struct rw_loop (loop.h) and struct rw_conn
- * (conn.h); nothing outside src/core/{loop,conn,conn_proxy,upkeep}.c
+ * (conn.h); nothing outside src/core/{loop,conn,conn_api,conn_proxy,conn_timer,upkeep}.c
  * includes this.
  */
 #ifndef RW_CONN_POLICY_H

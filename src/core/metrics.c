@@ -131,6 +131,9 @@ static const char *help_text(enum rw_stat k)
         return "Zero-copy sends submitted (uring send-zc).";
     case RW_STAT_SEND_ZC_COPIED:
         return "Zero-copy sends the kernel copied after all (loopback always does).";
+    case RW_STAT_LAZY_WAITS:
+        return "Waits that slept past send completions to reap them with the next event (uring "
+               "lazy-reap).";
     case RW_STAT_CPU_US:
         return "CPU time of the worker threads (user and system).";
     case RW_STAT_CPU_USER_US:

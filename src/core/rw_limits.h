@@ -75,6 +75,9 @@
 #define RW_URING_CQE_BATCH        512u
 /* min-wait: how long a turn that submitted sends waits past their completions for one more. */
 #define RW_URING_MIN_WAIT_US 50u
+/* lazy-reap: the longest a wait sleeps past lazy send completions with no other event (how stale
+ * bytes_out and the output blocks they free may get on an idle connection). */
+#define RW_URING_LAZY_REAP_MS 100u
 /*
  * send-zc: smallest gathered send that goes out zero-copy (IORING_OP_SEND[MSG]_ZC). Below it the
  * page pinning and the notification CQE cost more than the copy they save: the kernel's own

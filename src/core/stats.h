@@ -53,6 +53,7 @@
     X(FIXED_FILES, "fixed_files")                                                                  \
     X(SEND_ZC_CALLS, "send_zc_calls")                                                              \
     X(SEND_ZC_COPIED, "send_zc_copied")                                                            \
+    X(LAZY_WAITS, "lazy_waits")                                                                    \
     X(CPU_US, "cpu_us")                                                                            \
     X(CPU_USER_US, "cpu_user_us")                                                                  \
     X(CPU_SYS_US, "cpu_sys_us")

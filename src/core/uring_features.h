@@ -18,7 +18,7 @@
 
 #define RW_UF_ALL                                                                                  \
     (RW_UF_ZC_REPLIES | RW_UF_INC_BUFS | RW_UF_REG_RING | RW_UF_MIN_WAIT | RW_UF_RING_TIMER |      \
-     RW_UF_FIXED_FILES | RW_UF_BUNDLES | RW_UF_SEND_ZC | RW_UF_SQPOLL)
+     RW_UF_FIXED_FILES | RW_UF_BUNDLES | RW_UF_SEND_ZC | RW_UF_SQPOLL | RW_UF_LAZY_REAP)
 
 /*
  * On by default only where it measured faster here (issue 11): zc-replies, for replies of
@@ -26,7 +26,8 @@
  * in 64 KiB buffers), and bundles, which acts only on receives that span buffers (frames larger
  * than --buf-size): -15% server CPU per frame at 256 KiB ping-pong, no difference in any other
  * cell (kernel-notes/26). inc-bufs and reg-ring showed no difference on the shared 2-core VM,
- * and min-wait measured slower; `benchmarks/run --ablation` re-measures (kernel-notes/18-21).
+ * and min-wait and lazy-reap measured slower (lazy-reap in closed loop); `benchmarks/run
+ * --ablation` re-measures (kernel-notes/18-21, 29).
  */
 #define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_BUNDLES)
 
