@@ -2,7 +2,7 @@
  * Internal to the core's event loop: what its parts share. The loop driver
  * (loop.c), the connection policy (conn.c, conn_proxy.c) and the upkeep
  * (upkeep.c) all work on struct rw_loop (loop.h) and struct rw_conn
- * (conn.h); nothing outside src/core/{loop,conn,conn_api,conn_proxy,conn_timer,upkeep}.c
+ * (conn.h); nothing outside src/core/{loop,drain,conn,conn_api,conn_proxy,conn_timer,upkeep}.c
  * includes this.
  */
 #ifndef RW_CONN_POLICY_H
@@ -101,11 +101,18 @@ static inline void rw__loop_mark_dirty(struct rw_conn *c)
     }
 }
 
+/* ---- the drain (drain.c) ---- */
+
+/* SIGTERM: stop accepting, start the --drain-timeout clock. */
+void rw__loop_begin_drain(struct rw_loop *loop);
+/* A draining turn: close quiet connections, or all at the deadline. False once none is left. */
+bool rw__loop_drain_step(struct rw_loop *loop, uint64_t now);
+
 /* ---- upkeep (upkeep.c) ---- */
 
-/* Once a turn: the memory budget and giving memory back. */
+/* Once a full turn (loop_quiet): the memory budget and giving memory back. */
 void rw__loop_upkeep(struct rw_loop *loop);
-/* Once a turn: the liveness sweep (at most once per RW_SWEEP_INTERVAL_MS). */
+/* Once a full turn: the liveness sweep (at most once per RW_SWEEP_INTERVAL_MS). */
 void rw__loop_sweep_dead(struct rw_loop *loop);
 /* Is there memory a trim could give back (so an idle loop should wake for it)? */
 bool rw__loop_trim_pending(const struct rw_loop *loop);

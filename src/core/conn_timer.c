@@ -38,8 +38,10 @@ void rw__conn_timer_update(struct rw_conn *c)
     uint64_t deadline = conn_deadline(c->loop, c);
     if (deadline == UINT64_MAX)
         return;
-    if (!rw__timer_armed(&c->timer) || deadline < c->timer.deadline_ms)
+    if (!rw__timer_armed(&c->timer) || deadline < c->timer.deadline_ms) {
         rw__wheel_arm(&c->loop->wheel, &c->timer, deadline);
+        c->loop->quiet_until_ms = 0; /* maybe earlier than the loop's wait (loop_quiet) */
+    }
 }
 
 void rw__conn_on_timer(void *ctx, struct rw_timer *t)

@@ -2,8 +2,9 @@
  * The loop driver: one per worker thread. Setup and teardown, the turns
  * (wait on the backend, timers, upkeep, the dirty flush), accept with the
  * --max-conns limit and the backoff after accept failures, the wake eventfd,
- * and the SIGTERM drain. What a connection's events mean is the connection
- * policy's (conn.c); memory and liveness upkeep is upkeep.c's.
+ * and the SIGTERM drain's turns (which connections it closes: drain.c). What a
+ * connection's events mean is the connection policy's (conn.c); memory and
+ * liveness upkeep is upkeep.c's.
  */
 #include "conn_policy.h"
 
@@ -11,9 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <string.h>
-#include <linux/sockios.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -165,6 +164,7 @@ void rw__loop_on_accept(struct rw_loop *loop, int fd)
     memset(&c->reasm, 0, sizeof(c->reasm));
     rw__outq_init(&c->outq);
     loop->open_count++;
+    loop->quiet_until_ms = 0; /* the sweep, and its timer: the next turn is a full one */
     rw__stat_add(&loop->stats, RW_STAT_ACCEPTED, 1);
 
     conn_set_sockopts(loop, fd);
@@ -191,6 +191,7 @@ void rw__loop_on_accept_error(struct rw_loop *loop, int err)
     if (loop->draining)
         return;
     loop->accept_resume_ms = loop_now(loop) + RW_ACCEPT_BACKOFF_MS;
+    loop->quiet_until_ms = 0; /* the resume is a deadline of its own */
     rw__stat_add(&loop->stats, RW_STAT_ACCEPT_BACKOFFS, 1);
     /* Warn on the first backoff of a burst, not on every retry. */
     if (rw__stat_get(&loop->stats, RW_STAT_ACCEPT_BACKOFFS) == 1 || err != -EMFILE)
@@ -201,82 +202,6 @@ void rw__loop_on_accept_error(struct rw_loop *loop, int err)
 void rw__loop_on_wake(struct rw_loop *loop)
 {
     (void)loop; /* the run loop reads shared->stop */
-}
-
-/* ---- drain ---- */
-
-static void begin_drain(struct rw_loop *loop)
-{
-    loop->draining = true;
-    loop->drain_deadline_ms = loop->now_ms + loop->cfg->drain_timeout_ms;
-    if (loop->accepting) {
-        loop->ops->accept_stop(loop->be);
-        loop->accepting = false;
-    }
-    RW_DEBUG("draining %u connections", loop->open_count);
-}
-
-/*
- * While draining, a connection closes once it is quiet: every reply handed to
- * the kernel, no partial frame, and nothing left unread in its receive queue
- * (SIOCINQ). Closing with unread data would make the kernel send RST and drop
- * replies still in our send buffer; with none, close sends FIN after them.
- * Peers that keep sending are closed by --drain-timeout (kernel-notes/10).
- */
-/*
- * The drain closes a connection once it is quiet: nothing queued, no partial frame, no byte
- * unread in the socket, and no receive left that could still deliver one. SIOCINQ alone is
- * not proof where the kernel completes receives on its own time (sqpoll's SQ thread, a ring
- * without DEFER_TASKRUN): bytes can have left the socket while their completion is not yet
- * reaped, and closing then drops the replies to them. So a quiet connection first stops
- * reading (RW_CONN_DRAIN_PAUSED); it is closed once the backend says its receive has ended
- * (ops->read_idle) and it is still quiet. Bytes that arrive meanwhile resume reading.
- */
-static void drain_quiet_conns(struct rw_loop *loop)
-{
-    for (uint32_t i = 0; i < loop->conn_hw; i++) {
-        struct rw_conn *c = &loop->conns[i];
-        if (c->state != RW_CONN_OPEN || (c->flags & RW_CONN_PROTO_ERROR))
-            continue;
-        bool busy = !rw__outq_empty(&c->outq) || rw__reasm_pending(&c->reasm);
-        if (busy && !(c->flags & RW_CONN_DRAIN_PAUSED))
-            continue; /* still reading and answering: no need to ask the socket */
-        int unread = 0;
-        bool unanswered =
-            rw__reasm_pending(&c->reasm) || ioctl(c->fd, SIOCINQ, &unread) != 0 || unread != 0;
-        if (unanswered) {
-            rw__conn_resume(c, RW_CONN_DRAIN_PAUSED); /* the rest must be read */
-            continue;
-        }
-        if (!rw__outq_empty(&c->outq))
-            continue; /* replies still going out */
-        if (!(c->flags & RW_CONN_DRAIN_PAUSED)) {
-            rw__conn_pause(c, RW_CONN_DRAIN_PAUSED);
-            continue;
-        }
-        if (!loop->ops->read_idle(loop->be, c))
-            continue; /* its receive's last completion is still to come */
-        if (c->why == RW_CLOSE_PEER)
-            c->why = RW_CLOSE_SHUTDOWN;
-        rw__conn_close(c, NO_REASON);
-    }
-}
-
-static void force_close_all(struct rw_loop *loop)
-{
-    loop->force_closed = true;
-    uint32_t forced = 0;
-    for (uint32_t i = 0; i < loop->conn_hw; i++) {
-        struct rw_conn *c = &loop->conns[i];
-        if (c->state == RW_CONN_OPEN) {
-            if (c->why == RW_CLOSE_PEER)
-                c->why = RW_CLOSE_SHUTDOWN;
-            rw__conn_close(c, NO_REASON);
-            forced++;
-        }
-    }
-    if (forced)
-        RW_WARN("drain timeout: closed %u connections with replies pending", forced);
 }
 
 static int loop_timeout_ms(struct rw_loop *loop)
@@ -303,6 +228,41 @@ static int loop_timeout_ms(struct rw_loop *loop)
     return timeout > INT32_MAX ? INT32_MAX : (int)timeout;
 }
 
+/*
+ * A quiet turn skips the periodic work: the timers, the upkeep and the liveness sweep, and the
+ * timeout's computation. The last full turn computed when the next of them falls due
+ * (quiet_until_ms, at most RW_LOOP_QUIET_MAX_MS ahead); whatever could bring one earlier (a
+ * timer armed, an accept, an accept failure) resets it, and memory at or near the budget, or
+ * the drain, makes every turn a full one. A loaded open-loop server does about one turn a
+ * frame, so this is most of the loop's own work per frame (kernel-notes/17).
+ */
+static bool loop_quiet(const struct rw_loop *loop, uint64_t now)
+{
+    return now < loop->quiet_until_ms && !loop->draining && loop->mem_paused == 0 &&
+           !loop->mem_warned && rw__mem_excess(&loop->mem) == 0;
+}
+
+/* The periodic work of a full turn. False when the loop is done (drained). */
+static bool loop_periodic(struct rw_loop *loop, uint64_t now)
+{
+    loop->quiet_until_ms = 0;
+    if (loop->draining && !rw__loop_drain_step(loop, now))
+        return false;
+    if (!loop->accepting && !loop->draining && loop->accept_resume_ms &&
+        now >= loop->accept_resume_ms) {
+        loop->accept_resume_ms = 0;
+        int rc = loop->ops->accept_start(loop->be);
+        if (rc < 0)
+            rw__loop_on_accept_error(loop, rc);
+        else
+            loop->accepting = true;
+    }
+    rw__wheel_advance(&loop->wheel, now, rw__conn_on_timer, loop);
+    rw__loop_upkeep(loop);
+    rw__loop_sweep_dead(loop);
+    return true;
+}
+
 int rw__loop_run(struct rw_loop *loop)
 {
     /*
@@ -322,33 +282,24 @@ int rw__loop_run(struct rw_loop *loop)
     for (;;) {
         uint64_t now = loop_now(loop);
         if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
-            begin_drain(loop);
-        if (loop->draining) {
-            if (!loop->force_closed)
-                drain_quiet_conns(loop);
-            if (loop->open_count == 0)
-                return 0;
-            if (!loop->force_closed && now >= loop->drain_deadline_ms)
-                force_close_all(loop);
-        }
-        if (!loop->accepting && !loop->draining && loop->accept_resume_ms &&
-            now >= loop->accept_resume_ms) {
-            loop->accept_resume_ms = 0;
-            int rc = loop->ops->accept_start(loop->be);
-            if (rc < 0)
-                rw__loop_on_accept_error(loop, rc);
-            else
-                loop->accepting = true;
-        }
-        rw__wheel_advance(&loop->wheel, now, rw__conn_on_timer, loop);
-        rw__loop_upkeep(loop);
-        rw__loop_sweep_dead(loop);
+            rw__loop_begin_drain(loop);
+        if (!loop_quiet(loop, now) && !loop_periodic(loop, now))
+            return 0;
         rw__loop_flush_dirty(loop);
         /* Memory held as the loop goes to sleep (gauges: a sleeping loop's stay true). */
         rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_LIVE, loop->pool.blocks_live);
         rw__stat_set(&loop->stats, RW_STAT_OUT_BLOCKS_CACHED, loop->pool.free_count);
         rw__stat_set(&loop->stats, RW_STAT_MEM_BYTES, loop->mem.used_bytes);
-        int timeout_ms = loop_timeout_ms(loop);
+        int timeout_ms;
+        if (loop->quiet_until_ms > now) {
+            timeout_ms = (int)(loop->quiet_until_ms - now);
+        } else {
+            timeout_ms = loop_timeout_ms(loop);
+            if (timeout_ms > 0)
+                loop->quiet_until_ms =
+                    now + (timeout_ms < (int)RW_LOOP_QUIET_MAX_MS ? (uint64_t)timeout_ms
+                                                                  : RW_LOOP_QUIET_MAX_MS);
+        }
         loop->clock_fresh = false;
         int rc = loop->ops->wait(loop->be, timeout_ms);
         if (rc < 0)

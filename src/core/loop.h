@@ -84,6 +84,9 @@ struct rw_loop {
     int handler_rc;
     uint32_t zc_min_bytes;
     bool clock_fresh; /* now_ms was read since the backend's wait returned */
+    /* Before this, nothing of a turn's periodic work (timers, upkeep, sweep) can be due: a turn
+     * skips it and waits until then (0: the next turn does it all). */
+    uint64_t quiet_until_ms;
 
     struct rw_stats stats;
 };

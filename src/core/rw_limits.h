@@ -55,6 +55,8 @@
 /* Timer wheel geometry. */
 #define RW_WHEEL_SLOTS   512u
 #define RW_WHEEL_TICK_MS 20u
+/* The longest stretch of turns that skip the periodic work (loop.c: loop_quiet). */
+#define RW_LOOP_QUIET_MAX_MS RW_WHEEL_TICK_MS
 /* Back off this long before accepting again after EMFILE/ENFILE/ENOMEM. */
 #define RW_ACCEPT_BACKOFF_MS 100u
 /* epoll backend: one scratch buffer per loop, events per epoll_wait, accepts per readiness. */
