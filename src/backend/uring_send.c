@@ -50,16 +50,19 @@ int rw__ur_flush(void *be, struct rw_conn *c)
     RW_ASSERT(ur->sends_used <= ur->conn_cap);
     size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
+    /* Summed once, and only for a feature that asks. */
+    size_t bytes =
+        (ur->features & (RW_UF_SEND_ZC | RW_UF_LAZY_REAP)) ? iov_bytes(s->iov, count) : 0;
     /* send-zc: large sends go out from our pages, which stay ours only after the kernel's
      * notification (ur_on_send; kernel-notes/27). */
-    s->zc = (ur->features & RW_UF_SEND_ZC) && iov_bytes(s->iov, count) >= RW_SEND_ZC_MIN_BYTES;
+    s->zc = (ur->features & RW_UF_SEND_ZC) && bytes >= RW_SEND_ZC_MIN_BYTES;
     s->zc_got_res = false;
     s->zc_done = false;
     /* lazy-reap: a send of all that is queued, whose completion the core does not act on. With
      * MSG_WAITALL the kernel finishes a short send itself (io_net_retry, 5.18), so its one CQE
      * means every byte went, or an error. */
     s->lazy = (ur->features & RW_UF_LAZY_REAP) && !s->zc && !rw__conn_send_urgent(c) &&
-              iov_bytes(s->iov, count) == rw__outq_bytes(&c->outq);
+              bytes == rw__outq_bytes(&c->outq);
     int msg_flags = MSG_NOSIGNAL | (s->lazy ? MSG_WAITALL : 0);
     unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
     struct io_uring_sqe *sqe = ur_sqe(ur);
