@@ -187,10 +187,17 @@ static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0
 {
     uint32_t first_pos;
     uint32_t n = rw__ur_bundle_take(ur, bid0, res, &first_pos);
-    if (n > 1) {
-        rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLES, 1);
-        rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_BUFS, n);
+    if (n == 1) {
+        /* The common case, one buffer: its slot is handled before the core parses it (its
+         * length is res, nothing more is read from the ring entry), so the buffer goes
+         * straight back to the ring when released, not through the full ring's deferred list. */
+        rw__ur_bundle_done(ur, first_pos, 1);
+        ur_feed(ur, c, ur->bufs + (size_t)bid0 * ur->buf_size, (int)res, bid0);
+        rw__ur_buf_release(ur, bid0);
+        return;
     }
+    rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLES, 1);
+    rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_BUFS, n);
     uint32_t left = res;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t len;

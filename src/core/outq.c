@@ -177,28 +177,43 @@ static void outq_copy(struct rw_outq *q, const uint8_t *data, size_t len)
     }
 }
 
-int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *data, size_t len)
-{
-    if (len == 0)
-        return 0;
-    if (outq_reserve(q, pool, len) < 0)
-        return -ENOMEM;
-    outq_copy(q, data, len);
-    return 0;
-}
-
 int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *a, size_t a_len,
                      const void *b, size_t b_len)
 {
-    if (a_len + b_len == 0)
+    size_t len = a_len + b_len;
+    if (len == 0)
         return 0;
-    if (outq_reserve(q, pool, a_len + b_len) < 0)
+    /* The common case, a reply that fits one block: the tail's room, or a fresh block for an
+     * empty queue; one copy per part, none of the general path's block walk. */
+    struct rw_block *t = q->tail;
+    if (!t && !q->head && len <= RW_OUTQ_BLOCK_BYTES) {
+        t = block_get(pool);
+        if (!t)
+            return -ENOMEM;
+        q->head = q->tail = t;
+    }
+    if (t && !t->is_ext && len <= RW_OUTQ_BLOCK_BYTES - t->end) {
+        uint8_t *p = t->data + t->end;
+        if (a_len)
+            memcpy(p, a, a_len);
+        if (b_len)
+            memcpy(p + a_len, b, b_len);
+        t->end += (uint32_t)len;
+        q->bytes += len;
+        return 0;
+    }
+    if (outq_reserve(q, pool, len) < 0)
         return -ENOMEM;
     if (a_len)
         outq_copy(q, a, a_len);
     if (b_len)
         outq_copy(q, b, b_len);
     return 0;
+}
+
+int rw__outq_append(struct rw_outq *q, struct rw_block_pool *pool, const void *data, size_t len)
+{
+    return rw__outq_append2(q, pool, data, len, NULL, 0);
 }
 
 int rw__outq_append_frame(struct rw_outq *q, struct rw_block_pool *pool, const struct rw_framing *f,

@@ -564,6 +564,63 @@ START_TEST(test_outq_ext_entries_order_merge_release)
 }
 END_TEST
 
+/*
+ * The one-block path of an append (a reply that fits the tail's room, or one block of an empty
+ * queue): the tail filled to its last byte stays one block, one byte more opens a second, a
+ * copy after an external entry opens a fresh block, and an empty queue with no memory stays
+ * empty.
+ */
+START_TEST(test_outq_append_one_block_edges)
+{
+    struct rw_block_pool pool;
+    rw__block_pool_init(&pool, 8);
+    struct rw_outq q;
+    rw__outq_init(&q);
+    memset(releases, 0, sizeof(releases));
+    uint8_t *buf = malloc(2 * BLOCK);
+    ck_assert_ptr_nonnull(buf);
+    fill(buf, 0, 2 * BLOCK);
+
+    pool.fail_malloc = true; /* nothing cached, no memory: the empty queue stays empty */
+    ck_assert_int_eq(rw__outq_append2(&q, &pool, buf, 4, buf + 4, 60), -ENOMEM);
+    ck_assert(rw__outq_empty(&q));
+    ck_assert_ptr_null(q.head);
+    ck_assert_ptr_null(q.tail);
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    pool.fail_malloc = false;
+
+    /* Two parts into an empty queue, then the rest of the block exactly: still one block. */
+    ck_assert_int_eq(rw__outq_append2(&q, &pool, buf, 4, buf + 4, 60), 0);
+    ck_assert_int_eq(rw__outq_append2(&q, &pool, buf + 64, 100, buf + 164, BLOCK - 164), 0);
+    ck_assert_ptr_eq(q.head, q.tail);
+    ck_assert_uint_eq(pool.blocks_live, 1);
+    assert_stream(&q, 0, BLOCK);
+    /* One byte more: a second block. */
+    ck_assert_int_eq(rw__outq_append2(&q, &pool, NULL, 0, buf + BLOCK, 1), 0);
+    ck_assert_ptr_ne(q.head, q.tail);
+    ck_assert_uint_eq(pool.blocks_live, 2);
+    assert_stream(&q, 0, BLOCK + 1);
+    /* Consumed to empty: the blocks go back; the next reply takes one again. */
+    rw__outq_consume(&q, &pool, BLOCK + 1);
+    ck_assert(rw__outq_empty(&q));
+    ck_assert_uint_eq(pool.blocks_live, 0);
+
+    /* After an external entry a copy goes to a fresh block, after it in order. */
+    static uint8_t lent[64];
+    fill(lent, 0, sizeof(lent));
+    ck_assert_int_eq(rw__outq_append_ext(&q, &pool, lent, 64, count_release, releases, 0), 0);
+    ck_assert_int_eq(rw__outq_append2(&q, &pool, buf + 64, 10, buf + 74, 20), 0);
+    ck_assert_uint_eq(pool.blocks_live, 1);
+    ck_assert(!q.tail->is_ext);
+    assert_stream(&q, 0, 94);
+    rw__outq_clear(&q, &pool);
+    ck_assert_uint_eq(releases[0], 1);
+    ck_assert_uint_eq(pool.blocks_live, 0);
+    free(buf);
+    rw__block_pool_destroy(&pool);
+}
+END_TEST
+
 static Suite *outq_suite(void)
 {
     Suite *s = suite_create("outq");
@@ -581,6 +638,7 @@ static Suite *outq_suite(void)
         {"test_outq_watermarks", test_outq_watermarks},
         {"test_outq_enomem_leaves_queue_unchanged", test_outq_enomem_leaves_queue_unchanged},
         {"test_outq_ext_entries_order_merge_release", test_outq_ext_entries_order_merge_release},
+        {"test_outq_append_one_block_edges", test_outq_append_one_block_edges},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         TCase *tc = tcase_create(cases[i].name);
