@@ -127,8 +127,9 @@ static void block_put(struct rw_block_pool *pool, struct rw_block *b)
     }
 }
 
-/* Room for len more bytes: link enough blocks at the tail first, so a failure changes nothing. */
-static int outq_reserve(struct rw_outq *q, struct rw_block_pool *pool, size_t len)
+/* Room for len more bytes: link enough blocks at the tail first, so a failure changes nothing.
+ * Inline, like outq_copy: a reply that fits the tail then costs no calls and no block walk. */
+static inline int outq_reserve(struct rw_outq *q, struct rw_block_pool *pool, size_t len)
 {
     size_t room = q->tail && !q->tail->is_ext ? RW_OUTQ_BLOCK_BYTES - q->tail->end : 0;
     struct rw_block *first = NULL;
@@ -159,7 +160,7 @@ static int outq_reserve(struct rw_outq *q, struct rw_block_pool *pool, size_t le
     return 0;
 }
 
-static void outq_copy(struct rw_outq *q, const uint8_t *data, size_t len)
+static inline void outq_copy(struct rw_outq *q, const uint8_t *data, size_t len)
 {
     struct rw_block *b = q->tail ? q->tail : q->head;
     while (len > 0) {
@@ -183,25 +184,6 @@ int rw__outq_append2(struct rw_outq *q, struct rw_block_pool *pool, const void *
     size_t len = a_len + b_len;
     if (len == 0)
         return 0;
-    /* The common case, a reply that fits one block: the tail's room, or a fresh block for an
-     * empty queue; one copy per part, none of the general path's block walk. */
-    struct rw_block *t = q->tail;
-    if (!t && !q->head && len <= RW_OUTQ_BLOCK_BYTES) {
-        t = block_get(pool);
-        if (!t)
-            return -ENOMEM;
-        q->head = q->tail = t;
-    }
-    if (t && !t->is_ext && len <= RW_OUTQ_BLOCK_BYTES - t->end) {
-        uint8_t *p = t->data + t->end;
-        if (a_len)
-            memcpy(p, a, a_len);
-        if (b_len)
-            memcpy(p + a_len, b, b_len);
-        t->end += (uint32_t)len;
-        q->bytes += len;
-        return 0;
-    }
     if (outq_reserve(q, pool, len) < 0)
         return -ENOMEM;
     if (a_len)

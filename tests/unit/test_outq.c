@@ -565,10 +565,9 @@ START_TEST(test_outq_ext_entries_order_merge_release)
 END_TEST
 
 /*
- * The one-block path of an append (a reply that fits the tail's room, or one block of an empty
- * queue): the tail filled to its last byte stays one block, one byte more opens a second, a
- * copy after an external entry opens a fresh block, and an empty queue with no memory stays
- * empty.
+ * A reply that fits one block (the common case): the tail filled to its last byte stays one
+ * block, one byte more opens a second, a copy after an external entry opens a fresh block, and
+ * an empty queue with no memory stays empty.
  */
 START_TEST(test_outq_append_one_block_edges)
 {
