@@ -550,6 +550,7 @@ def main():
     p.add_argument("--full", action="store_true")
     p.add_argument("--short", action="store_true")
     p.add_argument("--only", default="")
+    p.add_argument("--cells", default="")
     p.add_argument("--rounds", type=int, default=0)
     p.add_argument("--seconds", type=float, default=0.0)
     p.add_argument("--peer", action="append")
@@ -569,6 +570,14 @@ def main():
         if f not in FAMILIES:
             sys.exit(f"benchmarks/run: --only {f}: not one of {', '.join(FAMILIES)}")
     cells = [c for c in make_cells(a.full, a.short, a.seconds) if not only or c["family"] in only]
+    if a.cells:
+        # Single cells by id (pp_c512_s64, eff_r60000_c512, ...): a focused A/B in many rounds.
+        want = [c for c in a.cells.split(",") if c]
+        ids = [c["id"] for c in cells]
+        for w in want:
+            if w not in ids:
+                sys.exit(f"benchmarks/run: --cells {w}: no such cell (cells: {', '.join(ids)})")
+        cells = [c for c in cells if c["id"] in want]
     if a.wire == "veth" and os.geteuid() != 0:
         sys.exit("benchmarks/run: --wire veth needs root (ip netns, veth, RPS)")
     if a.wire == "veth" and a.target:
