@@ -16,11 +16,10 @@
 #include "rw_assert.h"
 #include "backend.h"
 #include "backends.h"
-#include "lazymem.h"
 #include "rw_limits.h"
 
 enum { TAG_LISTEN = 1, TAG_WAKE = 2, TAG_CONN = 3 };
-/* A connection's bits in conn_flags[conn->index]. */
+/* A connection's bits: the first of its backend bytes (conn.h), ep_flags(c). */
 enum { EP_READ = 1u << 0, EP_WRITE = 1u << 1, EP_REGISTERED = 1u << 2 };
 
 struct ep_backend {
@@ -32,8 +31,6 @@ struct ep_backend {
     const int *listen_fds;
     uint32_t listen_count;
     int wake_fd;
-    /* Per connection, sized for the table and touched as slots are used (lazymem.h). */
-    uint8_t *conn_flags;
     int epfd;
     bool accept_armed;
     uint8_t *scratch;
@@ -41,7 +38,12 @@ struct ep_backend {
 };
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits the epoll tag");
-_Static_assert(sizeof(uint8_t) <= RW_BACKEND_CONN_BYTES, "counted by check_fit");
+_Static_assert(sizeof(uint8_t) <= RW_BACKEND_CONN_BYTES, "fits the slot's backend bytes");
+
+static uint8_t *ep_flags(struct rw_conn *c)
+{
+    return &c->backend[0];
+}
 
 static uint64_t tag_conn(const struct rw_conn *c)
 {
@@ -67,8 +69,7 @@ static int ep_init(struct rw_loop *loop, void **out_be)
     ep->listen_fds = rw__loop_listen_fds(loop, &ep->listen_count);
     ep->wake_fd = rw__loop_wake_fd(loop);
     ep->scratch = malloc(RW_EPOLL_SCRATCH_BYTES);
-    ep->conn_flags = rw__lazy_calloc(ep->conn_cap, sizeof(*ep->conn_flags));
-    if (!ep->scratch || !ep->conn_flags)
+    if (!ep->scratch)
         goto err_free;
     ep->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (ep->epfd < 0) {
@@ -84,7 +85,6 @@ static int ep_init(struct rw_loop *loop, void **out_be)
 err_close:
     close(ep->epfd);
 err_free:
-    rw__lazy_free(ep->conn_flags, ep->conn_cap, sizeof(*ep->conn_flags));
     free(ep->scratch);
     free(ep);
     return rc;
@@ -94,7 +94,6 @@ static void ep_destroy(void *be)
 {
     struct ep_backend *ep = be;
     close(ep->epfd);
-    rw__lazy_free(ep->conn_flags, ep->conn_cap, sizeof(*ep->conn_flags));
     free(ep->scratch);
     free(ep);
 }
@@ -131,7 +130,7 @@ static void ep_accept_stop(void *be)
 /* Make the kernel's interest match the connection's EP_READ / EP_WRITE bits. */
 static int ep_update(struct ep_backend *ep, struct rw_conn *c)
 {
-    uint8_t *flags = &ep->conn_flags[c->index];
+    uint8_t *flags = ep_flags(c);
     uint32_t events = 0;
     if (*flags & EP_READ)
         events |= EPOLLIN | EPOLLRDHUP;
@@ -145,13 +144,13 @@ static int ep_update(struct ep_backend *ep, struct rw_conn *c)
 static int ep_conn_open(void *be, struct rw_conn *c)
 {
     struct ep_backend *ep = be;
-    ep->conn_flags[c->index] = EP_READ;
+    *ep_flags(c) = EP_READ;
     return ep_update(ep, c);
 }
 
 static void ep_set(struct ep_backend *ep, struct rw_conn *c, uint32_t bit, bool on)
 {
-    uint8_t *now = &ep->conn_flags[c->index];
+    uint8_t *now = ep_flags(c);
     uint8_t flags = (uint8_t)(on ? (*now | bit) : (*now & ~bit));
     if (flags == *now)
         return;
@@ -204,9 +203,9 @@ static int ep_flush(void *be, struct rw_conn *c)
 
 static bool ep_close(void *be, struct rw_conn *c)
 {
-    struct ep_backend *ep = be;
+    (void)be;
     close(c->fd); /* also removes it from the epoll set: no dup exists */
-    ep->conn_flags[c->index] = 0;
+    *ep_flags(c) = 0;
     return true;
 }
 
@@ -243,8 +242,7 @@ static void ep_conn_ready(struct ep_backend *ep, uint64_t tag, uint32_t events)
     struct rw_conn *c = rw__conn_lookup(ep->conns, ep->conn_cap, index, generation);
     if (!c || c->state != RW_CONN_OPEN)
         return; /* stale event of a slot closed earlier in this batch */
-    if ((ep->conn_flags[c->index] & EP_READ) &&
-        (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
+    if ((*ep_flags(c) & EP_READ) && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))) {
         ssize_t n;
         do {
             n = recv(c->fd, ep->scratch, RW_EPOLL_SCRATCH_BYTES, 0);
@@ -264,8 +262,7 @@ static void ep_conn_ready(struct ep_backend *ep, uint64_t tag, uint32_t events)
         (void)getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         rw__conn_on_error(c, err ? -err : -EIO);
     }
-    if (c->state == RW_CONN_OPEN && (events & (EPOLLOUT | EPOLLHUP)) &&
-        (ep->conn_flags[c->index] & EP_WRITE))
+    if (c->state == RW_CONN_OPEN && (events & (EPOLLOUT | EPOLLHUP)) && (*ep_flags(c) & EP_WRITE))
         rw__conn_on_writable(c);
 }
 

@@ -45,8 +45,10 @@ struct ur_send {
     struct iovec iov[RW_SEND_IOV_MAX];
 };
 
-/* The backend's own state of one connection: conn_state[conn->index]. */
-struct ur_conn {
+/* The backend's own state of one connection, in its backend bytes (conn.h): in the cache line
+ * the completion path reads of the connection anyway. may_alias: those bytes are the core's
+ * unsigned char array, read and written only through this type. */
+struct __attribute__((may_alias)) ur_conn {
     uint32_t inflight;    /* operations whose last CQE is not yet reaped */
     uint32_t flags;       /* UR_* */
     struct ur_send *send; /* iovecs of the send in flight */
@@ -129,8 +131,6 @@ struct ur_backend {
     bool wake_live;
     bool wait_in_poll; /* under valgrind: see uring_valgrind.h */
     bool fixed_warned; /* fixed-files: a table update failed once (logged once) */
-    /* Per-connection state, sized for the table and touched as slots are used (lazymem.h). */
-    struct ur_conn *conn_state;
     /* Send contexts: touched only when used (bump index), recycled through a free list. */
     struct ur_send *sends;
     uint32_t sends_used;
@@ -138,12 +138,13 @@ struct ur_backend {
 };
 
 _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
-_Static_assert(sizeof(struct ur_conn) <= RW_BACKEND_CONN_BYTES, "counted by check_fit");
+_Static_assert(sizeof(struct ur_conn) <= RW_BACKEND_CONN_BYTES, "fits the slot's backend bytes");
 _Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
 
-static inline struct ur_conn *uc(struct ur_backend *ur, const struct rw_conn *c)
+static inline struct ur_conn *uc(struct ur_backend *ur, struct rw_conn *c)
 {
-    return &ur->conn_state[c->index];
+    (void)ur;
+    return (struct ur_conn *)(void *)c->backend;
 }
 
 static inline uint64_t ud_conn(enum ur_op op, const struct rw_conn *c)

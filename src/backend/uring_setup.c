@@ -107,12 +107,11 @@ int rw__ur_init(struct rw_loop *loop, void **out_be)
     ur->buf_size = cfg->buf_size_bytes;
     /* Touched only when used (bump index): sized for --max-conns, costing the pages used. */
     ur->sends = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->sends));
-    ur->conn_state = rw__lazy_calloc(ur->conn_cap, sizeof(*ur->conn_state));
     /* The kernel writes each buffer when it first picks it: untouched until then (lazymem.h). */
     ur->bufs = rw__lazy_calloc(ur->buf_count, ur->buf_size);
     ur->buf_state = calloc(ur->buf_count, sizeof(*ur->buf_state)); /* 8 bytes a buffer */
     ur->features = cfg->uring_features;
-    if (!ur->sends || !ur->conn_state || !ur->bufs || !ur->buf_state) {
+    if (!ur->sends || !ur->bufs || !ur->buf_state) {
         rc = -ENOMEM;
         goto err_free;
     }
@@ -177,7 +176,6 @@ err_ring:
 err_free:
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
     rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
-    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
     free(ur->buf_state);
     free(ur);
     return rc;
@@ -191,7 +189,6 @@ void rw__ur_destroy(void *be)
     rw__ur_bundles_free(ur);
     rw__lazy_free(ur->bufs, ur->buf_count, ur->buf_size);
     rw__lazy_free(ur->sends, ur->conn_cap, sizeof(*ur->sends));
-    rw__lazy_free(ur->conn_state, ur->conn_cap, sizeof(*ur->conn_state));
     free(ur->buf_state);
     free(ur);
 }

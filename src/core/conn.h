@@ -1,7 +1,7 @@
 /*
  * One connection: a slot in its loop's fixed connection table, owned by the
  * core; backends read fd, index, generation, state and outq, and keep their
- * own per-connection state in their own tables, indexed by index. A slot is
+ * own per-connection state in its backend bytes (at most RW_BACKEND_CONN_BYTES). A slot is
  * reused only after the backend reported it released (no operation in flight).
  * An idle connection costs this struct and nothing else (no read buffer).
  */
@@ -14,6 +14,7 @@
 #include "outq.h"
 #include "proxy.h"
 #include "reasm.h"
+#include "rw_limits.h"
 #include "wheel.h"
 
 struct rw_loop;
@@ -38,31 +39,51 @@ enum rw_conn_flag {
     RW_CONN_DRAIN_PAUSED = 1u << 9, /* drain: found quiet, reading stopped to confirm it */
 };
 
+/*
+ * Laid out for the per-frame path (kernel-notes/17): a slot is 64-byte aligned, and everything a
+ * frame touches lies in its first two cache lines -- line 0 the identity, state and the
+ * backend's own bytes, line 1 the input and output queues -- so a frame costs the connection
+ * two lines, not the three or four of a 176-byte slot at any offset plus a backend table
+ * entry elsewhere. What only partial frames, timers, lingering and --proxy-protocol need
+ * follows.
+ */
 struct rw_conn {
+    /* line 0 */
     struct rw_loop *loop;
     int fd;
-    uint32_t index;            /* slot in loop->conns */
-    uint32_t generation;       /* bumped on every reuse; stale events carry the old one */
-    uint16_t state;            /* enum rw_conn_state */
-    uint16_t flags;            /* enum rw_conn_flag */
-    uint64_t last_active_ms;   /* last byte received or sent: idle reaping, lazily */
-    uint64_t frame_started_ms; /* when the pending partial frame began */
-    uint64_t linger_until_ms;  /* PROTO_ERROR: give up waiting for the peer's FIN */
-    struct rw_timer timer;
+    uint32_t index;          /* slot in loop->conns */
+    uint32_t generation;     /* bumped on every reuse; stale events carry the old one */
+    uint16_t state;          /* enum rw_conn_state */
+    uint16_t flags;          /* enum rw_conn_flag */
+    uint64_t last_active_ms; /* last byte received or sent: idle reaping, lazily */
+    /* The backend's own state of this connection (each defines what it keeps here; the core
+     * never reads it): beside what the backend reads of the core's on every completion. */
+    _Alignas(8) unsigned char backend[RW_BACKEND_CONN_BYTES];
+    /* line 1 */
     struct rw_reasm reasm;
     struct rw_outq outq;
     struct rw_conn *dirty_next;
+    /* The application's view (include/ringwire/ringwire.h): its pointer. */
+    void *user;
+    /* the rest */
+    uint64_t frame_started_ms; /* when the pending partial frame began */
+    uint64_t linger_until_ms;  /* PROTO_ERROR: give up waiting for the peer's FIN */
+    struct rw_timer timer;
     /* --proxy-protocol: a header split across reads is held here (RW_PROXY_MAX_BYTES, malloc'd
      * only then, freed once it is whole), and the real client it names is kept for logs. */
     uint8_t *proxy_buf;
     uint16_t proxy_len;
     struct rw_proxy_addr client; /* family 0: none given; the socket's peer is the client */
-    /* The application's view (include/ringwire/ringwire.h): its pointer, whether on_open
-     * accepted it (so on_close is owed), and why it is closing when that was decided before
-     * the close itself (a protocol or handler error, rw_conn_close, a drain; else the peer). */
-    void *user;
+    /* Whether on_open accepted it (so on_close is owed), and why it is closing when that was
+     * decided before the close itself (a protocol or handler error, rw_conn_close, a drain;
+     * else the peer). */
     bool opened;
     uint8_t why; /* enum rw_close_reason */
-};
+} __attribute__((aligned(64)));
+
+_Static_assert(__builtin_offsetof(struct rw_conn, backend) + RW_BACKEND_CONN_BYTES == 64,
+               "line 0: identity, state and the backend's bytes");
+_Static_assert(__builtin_offsetof(struct rw_conn, user) + sizeof(void *) == 128,
+               "line 1: the input and output queues");
 
 #endif

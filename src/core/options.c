@@ -262,10 +262,9 @@ int rw__options_check_fit(const struct rw_options *cfg, uint64_t phys_bytes, cha
     uint64_t ring_bytes = 0;
     if (cfg->backend != RW_BACKEND_EPOLL)
         ring_bytes = (uint64_t)cfg->threads * cfg->buf_count * cfg->buf_size_bytes;
-    /* Slot, free-list entry and the backend's own state (at most RW_BACKEND_CONN_BYTES) of
-     * every connection that may be open. */
-    uint64_t table_bytes = (uint64_t)cfg->max_conns *
-                           (sizeof(struct rw_conn) + sizeof(uint32_t) + RW_BACKEND_CONN_BYTES);
+    /* Slot (the backend's own state included) and free-list entry of every connection that
+     * may be open. */
+    uint64_t table_bytes = (uint64_t)cfg->max_conns * (sizeof(struct rw_conn) + sizeof(uint32_t));
     if (ring_bytes + table_bytes <= phys_bytes)
         return 0;
     snprintf(err, err_bytes,

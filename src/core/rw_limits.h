@@ -50,7 +50,7 @@
 #define RW_SEND_IOV_MAX 64u
 /* --max-conns ceiling. */
 #define RW_CONNS_MAX (1u << 20)
-/* A backend's own state per connection slot, at most (--max-conns memory check, options.c). */
+/* A backend's own state per connection: the backend bytes of its slot (conn.h). */
 #define RW_BACKEND_CONN_BYTES 32u
 /* Timer wheel geometry. */
 #define RW_WHEEL_SLOTS   512u
