@@ -37,7 +37,7 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     ur_sqe_file(cs, c, sqe);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
-    if (ur->features & RW_UF_BUNDLES)
+    if ((ur->features & RW_UF_BUNDLES) && (cs->flags & UR_BIG))
         sqe->ioprio |= RWC_RECVSEND_BUNDLE; /* recv flags live in ioprio */
     io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
     cs->flags |= UR_RECV_ARMED;
@@ -180,11 +180,23 @@ static void ur_feed(struct ur_backend *ur, struct rw_conn *c, uint8_t *buf, int 
 
 /*
  * bundles: res bytes in the buffers the kernel took in ring order from bid0's slot, each full
- * but the last; each goes to the core in order, as one receive of its own (so zc-replies lends
- * and releases per buffer), and back to the ring unless held (kernel-notes/26).
+ * but the last (a plain recv's CQE, before the connection is UR_BIG, is a bundle of one); each goes
+ * to the core in order, as one receive of its own (so zc-replies lends and releases per buffer),
+ * and back to the ring unless held (kernel-notes/26).
  */
 static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0, uint32_t res)
 {
+    struct ur_conn *cs = uc(ur, c);
+    if (!(cs->flags & UR_BIG) && res >= ur->buf_size) {
+        /* A plain recv filled its buffer: this peer's frames span buffers. Its recv ends here
+         * (the cancel's last CQE re-arms it, as a bundle; data CQEs already posted still come
+         * first, in order) and stays a bundle for the connection's life. */
+        cs->flags |= UR_BIG;
+        if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
+            cs->flags |= UR_RECV_CANCEL;
+            ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);
+        }
+    }
     uint32_t first_pos;
     uint32_t n = rw__ur_bundle_take(ur, bid0, res, &first_pos);
     if (n == 1) {

@@ -29,6 +29,10 @@ enum {
     /* fixed-files: the socket is also in the ring's file table at index conn->index; its SQEs
      * name that index (IOSQE_FIXED_FILE). Off for a connection whose install failed. */
     UR_FIXED = 1u << 7,
+    /* bundles: a receive filled a whole buffer, so this peer's frames span buffers; its recv
+     * is (re-)armed as a bundle from then on. Until then it is a plain multishot recv, whose
+     * one-buffer receive costs the kernel less (kernel-notes/26). */
+    UR_BIG = 1u << 8,
 };
 
 #define BUF_GROUP 0

@@ -405,6 +405,57 @@ START_TEST(test_features_bundles_frames_larger_than_a_buffer)
 END_TEST
 
 /*
+ * bundles, per connection: a connection whose frames fit a buffer keeps a plain multishot recv
+ * (a one-buffer bundle costs the kernel more, kernel-notes/26); the first receive that fills a
+ * whole buffer ends that recv and re-arms it as a bundle, mid-stream, without losing or
+ * reordering a byte. Small frames alone: nothing re-armed, nothing bundled; then large ones on
+ * the same connection, and on a second one that has had small frames only: each switched
+ * (rearm_recv_other), completions carry several buffers, and every echo before, across and
+ * after the switch is exact.
+ */
+START_TEST(test_features_bundles_only_once_frames_span_buffers)
+{
+    struct h_server srv;
+    const char *args[] = {"--buf-size",         "4K", "--buf-count", "64", "--uring-features",
+                          "+bundles,-inc-bufs", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    int a = h_connect_ok(&srv), b = h_connect_ok(&srv);
+    for (int round = 0; round < 20; round++) {
+        pipelined_echo_ok(a, 100, 8, (uint32_t)round);
+        pipelined_echo_ok(b, 1000, 2, (uint32_t)round + 1000);
+    }
+    char line[8192];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_int_eq(h_stat_get(line, "recv_bundles"), 0);
+    ck_assert_int_eq(h_stat_get(line, "rearm_recv_other"), 0);
+    bool bundles = is_uring() && kernel_has_bundles();
+    for (int round = 0; round < 3; round++) {
+        pipelined_echo_ok(a, 65536, 4, (uint32_t)round + 2000); /* switches a */
+        pipelined_echo_ok(a, 100, 8, (uint32_t)round + 3000);   /* and small ones still echo */
+    }
+    /* Switched: later completions carry several buffers (the re-arm itself is counted as
+     * rearm_recv_other, or rearm_recv_enobufs when the ring ran dry first). */
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    if (!bundles)
+        ck_assert_int_eq(h_stat_get(line, "rearm_recv_other"), 0);
+    int64_t bundled_a = h_stat_get(line, "recv_bundles");
+    if (bundles)
+        ck_assert_int_gt(bundled_a, 0);
+    pipelined_echo_ok(b, 20000, 4, 4000); /* and b */
+    pipelined_echo_ok(b, 20000, 4, 4001);
+    pipelined_echo_ok(b, 100, 4, 5000);
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    if (bundles)
+        ck_assert_int_gt(h_stat_get(line, "recv_bundles"), bundled_a);
+    close(a);
+    close(b);
+    check_bundled(&srv, true);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
  * bundles with the ring running short: 4 buffers of 64 bytes for 64 connections that all have
  * frames of up to 1000 B waiting at once. One recv can take every buffer left; the others end
  * with ENOBUFS and wait on the starved list. Every connection still gets every echo, exact, in
@@ -962,6 +1013,8 @@ int main(void)
                test_features_ring_timer_keeps_deadlines, 60);
     h_add_case(s, "test_features_bundles_frames_larger_than_a_buffer",
                test_features_bundles_frames_larger_than_a_buffer, 90);
+    h_add_case(s, "test_features_bundles_only_once_frames_span_buffers",
+               test_features_bundles_only_once_frames_span_buffers, 60);
     h_add_case(s, "test_features_bundles_short_ring_nobody_starved",
                test_features_bundles_short_ring_nobody_starved, 120);
     h_add_case(s, "test_features_bundles_off_beside_inc_bufs",
