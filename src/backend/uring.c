@@ -192,6 +192,7 @@ static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0
          * (the cancel's last CQE re-arms it, as a bundle; data CQEs already posted still come
          * first, in order) and stays a bundle for the connection's life. */
         cs->flags |= UR_BIG;
+        rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_SWITCHES, 1);
         if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
             cs->flags |= UR_RECV_CANCEL;
             ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);

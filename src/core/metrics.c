@@ -124,6 +124,9 @@ static const char *help_text(enum rw_stat k)
         return "Receive completions that carried more than one buffer (uring bundles).";
     case RW_STAT_RECV_BUNDLE_BUFS:
         return "Buffers carried by those completions (uring bundles).";
+    case RW_STAT_RECV_BUNDLE_SWITCHES:
+        return "Connections whose receive became a bundle when one filled a whole buffer (uring "
+               "bundles).";
     case RW_STAT_FIXED_FILES:
         return "Connections whose socket went into the ring's fixed-file table (uring "
                "fixed-files).";

@@ -50,6 +50,7 @@
     X(ZC_COPIED_LOW, "zc_copied_low")                                                              \
     X(RECV_BUNDLES, "recv_bundles")                                                                \
     X(RECV_BUNDLE_BUFS, "recv_bundle_bufs")                                                        \
+    X(RECV_BUNDLE_SWITCHES, "recv_bundle_switches")                                                \
     X(FIXED_FILES, "fixed_files")                                                                  \
     X(SEND_ZC_CALLS, "send_zc_calls")                                                              \
     X(SEND_ZC_COPIED, "send_zc_copied")                                                            \

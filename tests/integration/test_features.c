@@ -409,9 +409,9 @@ END_TEST
  * (a one-buffer bundle costs the kernel more, kernel-notes/26); the first receive that fills a
  * whole buffer ends that recv and re-arms it as a bundle, mid-stream, without losing or
  * reordering a byte. Small frames alone: nothing re-armed, nothing bundled; then large ones on
- * the same connection, and on a second one that has had small frames only: each switched
- * (rearm_recv_other), completions carry several buffers, and every echo before, across and
- * after the switch is exact.
+ * the same connection, and on a second one that has had small frames only: each switched once
+ * (recv_bundle_switches), completions carry several buffers, and every echo before, across
+ * and after the switch is exact.
  */
 START_TEST(test_features_bundles_only_once_frames_span_buffers)
 {
@@ -427,6 +427,7 @@ START_TEST(test_features_bundles_only_once_frames_span_buffers)
     char line[8192];
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
     ck_assert_int_eq(h_stat_get(line, "recv_bundles"), 0);
+    ck_assert_int_eq(h_stat_get(line, "recv_bundle_switches"), 0); /* both still plain */
     ck_assert_int_eq(h_stat_get(line, "rearm_recv_other"), 0);
     bool bundles = is_uring() && kernel_has_bundles();
     for (int round = 0; round < 3; round++) {
@@ -438,6 +439,7 @@ START_TEST(test_features_bundles_only_once_frames_span_buffers)
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
     if (!bundles)
         ck_assert_int_eq(h_stat_get(line, "rearm_recv_other"), 0);
+    ck_assert_int_eq(h_stat_get(line, "recv_bundle_switches"), bundles ? 1 : 0); /* a only */
     int64_t bundled_a = h_stat_get(line, "recv_bundles");
     if (bundles)
         ck_assert_int_gt(bundled_a, 0);
@@ -445,6 +447,7 @@ START_TEST(test_features_bundles_only_once_frames_span_buffers)
     pipelined_echo_ok(b, 20000, 4, 4001);
     pipelined_echo_ok(b, 100, 4, 5000);
     ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_int_eq(h_stat_get(line, "recv_bundle_switches"), bundles ? 2 : 0); /* once each */
     if (bundles)
         ck_assert_int_gt(h_stat_get(line, "recv_bundles"), bundled_a);
     close(a);
