@@ -31,7 +31,7 @@
 
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     ur_sqe_file(cs, c, sqe);
@@ -57,7 +57,7 @@ static void ur_rearm_starved(struct ur_backend *ur)
         struct rw_conn *c = ur->starved_head;
         rw__ur_unstarve(ur, c);
         RW_ASSERT(c->state == RW_CONN_OPEN);
-        RW_ASSERT(uc(ur, c)->flags & UR_WANT_READ);
+        RW_ASSERT(uc(c)->flags & UR_WANT_READ);
         ur->rearm_credit--;
         rw__stat_add(ur->stats, RW_STAT_REARM_RECV_NOBUFS, 1);
         ur_arm_recv(ur, c);
@@ -68,7 +68,7 @@ static int ur_conn_open(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
     /* A slot's state is whatever its last connection left: start afresh. */
-    *uc(ur, c) = (struct ur_conn){.flags = UR_WANT_READ};
+    *uc(c) = (struct ur_conn){.flags = UR_WANT_READ};
     if (ur->features & RW_UF_FIXED_FILES)
         rw__ur_fixed_install(ur, c);
     ur_arm_recv(ur, c);
@@ -77,7 +77,7 @@ static int ur_conn_open(void *be, struct rw_conn *c)
 
 static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target, unsigned flags)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
     if ((flags & IORING_ASYNC_CANCEL_FD) && (cs->flags & UR_FIXED))
         io_uring_prep_cancel_fd(sqe, (int)c->index, flags | IORING_ASYNC_CANCEL_FD_FIXED);
@@ -89,25 +89,32 @@ static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target,
     cs->inflight++;
 }
 
-static void ur_read_pause(void *be, struct rw_conn *c)
+/* End c's live multishot recv (once): its last CQE comes, and re-arms it if the core wants. */
+static void ur_recv_end(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_backend *ur = be;
-    struct ur_conn *cs = uc(ur, c);
-    cs->flags &= ~UR_WANT_READ;
-    if (cs->flags & UR_SEND)
-        rw__ur_send_urgent(ur, cs->send); /* its completion may resume reading */
-    rw__ur_unstarve(ur, c);               /* read_resume arms it again */
+    struct ur_conn *cs = uc(c);
     if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
-        /* Data CQEs already posted still reach the core; the bound is a few buffers. */
         cs->flags |= UR_RECV_CANCEL;
         ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);
     }
 }
 
+static void ur_read_pause(void *be, struct rw_conn *c)
+{
+    struct ur_backend *ur = be;
+    struct ur_conn *cs = uc(c);
+    cs->flags &= ~UR_WANT_READ;
+    if (cs->flags & UR_SEND)
+        rw__ur_send_urgent(ur, cs->send); /* its completion may resume reading */
+    rw__ur_unstarve(ur, c);               /* read_resume arms it again */
+    /* Data CQEs already posted still reach the core; the bound is a few buffers. */
+    ur_recv_end(ur, c);
+}
+
 static void ur_read_resume(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     cs->flags |= UR_WANT_READ;
     if (!(cs->flags & (UR_RECV_ARMED | UR_EOF | UR_STARVED)))
         ur_arm_recv(ur, c);
@@ -116,13 +123,14 @@ static void ur_read_resume(void *be, struct rw_conn *c)
 /* The multishot recv has ended (its last CQE reaped): every byte it took reached the core. */
 static bool ur_read_idle(void *be, struct rw_conn *c)
 {
-    return !(uc(be, c)->flags & UR_RECV_ARMED);
+    (void)be;
+    return !(uc(c)->flags & UR_RECV_ARMED);
 }
 
 static bool ur_close(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     cs->flags |= UR_CLOSING;
     cs->flags &= ~UR_WANT_READ;
     rw__ur_unstarve(ur, c);
@@ -150,7 +158,7 @@ static bool ur_close(void *be, struct rw_conn *c)
 /* After an operation of c ended: close and release once nothing is in flight. */
 void rw__ur_op_done(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     RW_ASSERT(cs->inflight > 0);
     cs->inflight--;
     if ((cs->flags & UR_CLOSING) && cs->inflight == 0) {
@@ -186,17 +194,14 @@ static void ur_feed(struct ur_backend *ur, struct rw_conn *c, uint8_t *buf, int 
  */
 static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0, uint32_t res)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     if (!(cs->flags & UR_BIG) && res >= ur->buf_size) {
-        /* A plain recv filled its buffer: this peer's frames span buffers. Its recv ends here
-         * (the cancel's last CQE re-arms it, as a bundle; data CQEs already posted still come
-         * first, in order) and stays a bundle for the connection's life. */
+        /* A plain recv filled its buffer: this peer's frames span buffers. Its recv ends (its
+         * last CQE re-arms it, as a bundle; data CQEs already posted still come first, in
+         * order) and stays a bundle for the connection's life. */
         cs->flags |= UR_BIG;
         rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_SWITCHES, 1);
-        if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
-            cs->flags |= UR_RECV_CANCEL;
-            ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);
-        }
+        ur_recv_end(ur, c);
     }
     uint32_t first_pos;
     uint32_t n = rw__ur_bundle_take(ur, bid0, res, &first_pos);
@@ -225,7 +230,7 @@ static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0
 
 static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring_cqe *cqe)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
     bool took = false; /* the CQE took a buffer out of the ring */

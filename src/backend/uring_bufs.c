@@ -241,13 +241,13 @@ void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n)
 /* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */
 void rw__ur_starve(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     RW_ASSERT(!(cs->flags & (UR_STARVED | UR_RECV_ARMED)));
     cs->flags |= UR_STARVED;
     cs->starved_next = NULL;
     cs->starved_prev = ur->starved_tail;
     if (ur->starved_tail)
-        uc(ur, ur->starved_tail)->starved_next = c;
+        uc(ur->starved_tail)->starved_next = c;
     else
         ur->starved_head = c;
     ur->starved_tail = c;
@@ -256,16 +256,16 @@ void rw__ur_starve(struct ur_backend *ur, struct rw_conn *c)
 /* Take c off the starved list (pause, close, re-arm). A slot is never freed while on it. */
 void rw__ur_unstarve(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     if (!(cs->flags & UR_STARVED))
         return;
     cs->flags &= ~UR_STARVED;
     if (cs->starved_prev)
-        uc(ur, cs->starved_prev)->starved_next = cs->starved_next;
+        uc(cs->starved_prev)->starved_next = cs->starved_next;
     else
         ur->starved_head = cs->starved_next;
     if (cs->starved_next)
-        uc(ur, cs->starved_next)->starved_prev = cs->starved_prev;
+        uc(cs->starved_next)->starved_prev = cs->starved_prev;
     else
         ur->starved_tail = cs->starved_prev;
     cs->starved_prev = cs->starved_next = NULL;

@@ -36,7 +36,7 @@ void rw__ur_fixed_install(struct ur_backend *ur, struct rw_conn *c)
     int fd = c->fd;
     int rc = io_uring_register_files_update(&ur->ring, c->index, &fd, 1);
     if (rc == 1) {
-        uc(ur, c)->flags |= UR_FIXED;
+        uc(c)->flags |= UR_FIXED;
         rw__stat_add(ur->stats, RW_STAT_FIXED_FILES, 1);
         return;
     }
@@ -56,7 +56,7 @@ void rw__ur_fixed_install(struct ur_backend *ur, struct rw_conn *c)
  */
 void rw__ur_close_fd(struct ur_backend *ur, struct rw_conn *c)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     RW_ASSERT(cs->inflight == 0);
     if (cs->flags & UR_FIXED) {
         cs->flags &= ~UR_FIXED;

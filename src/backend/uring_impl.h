@@ -145,9 +145,8 @@ _Static_assert(RW_CONNS_MAX <= (1u << 24), "conn index fits user_data");
 _Static_assert(sizeof(struct ur_conn) <= RW_BACKEND_CONN_BYTES, "fits the slot's backend bytes");
 _Static_assert(RW_LISTEN_MAX <= 32u, "a bit of accept_live per listener");
 
-static inline struct ur_conn *uc(struct ur_backend *ur, struct rw_conn *c)
+static inline struct ur_conn *uc(struct rw_conn *c)
 {
-    (void)ur;
     return (struct ur_conn *)(void *)c->backend;
 }
 

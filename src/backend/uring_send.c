@@ -35,7 +35,7 @@ static size_t iov_bytes(const struct iovec *iov, size_t count)
 int rw__ur_flush(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     if (cs->flags & UR_SEND) {
         /* One send in flight per connection keeps the order; the next goes at its completion,
          * so that completion is no longer bookkeeping. */
@@ -98,7 +98,7 @@ int rw__ur_flush(void *be, struct rw_conn *c)
 
 void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
 {
-    struct ur_conn *cs = uc(ur, c);
+    struct ur_conn *cs = uc(c);
     struct ur_send *s = cs->send;
     RW_ASSERT(s != NULL);
     int res = cqe->res;
