@@ -275,6 +275,10 @@ static int ep_wait(void *be, int timeout_ms)
         return errno == EINTR ? 0 : -errno;
     for (int i = 0; i < n; i++) {
         uint64_t tag = ep->events[i].data.u64;
+        /* The next event's slot loads while this one's recv and send run (backend.h). */
+        if (i + 1 < n && (ep->events[i + 1].data.u64 >> 56) == TAG_CONN)
+            rw__conn_prefetch(ep->conns, ep->conn_cap,
+                              (uint32_t)(ep->events[i + 1].data.u64 & 0xffffffu));
         switch (tag >> 56) {
         case TAG_LISTEN:
             ep_accept_ready(ep, (uint32_t)(tag & 0xffffffu));
