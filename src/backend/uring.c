@@ -138,7 +138,7 @@ static bool ur_close(void *be, struct rw_conn *c)
         rw__ur_close_fd(ur, c);
         return true;
     }
-    if ((cs->flags & UR_SEND) && cs->send->zc) {
+    if ((cs->flags & UR_SEND) && cs->send && cs->send->zc) {
         /*
          * send-zc: the notification comes only once the socket lets go of our pages, and a
          * peer that does not read (or a dead one, after TCP_USER_TIMEOUT) never makes it, so the

@@ -35,6 +35,10 @@ enum {
     UR_BIG = 1u << 8,
 };
 
+/* The send in flight (UR_SEND) has a context (struct ur_send: iovecs, msghdr, zc and lazy
+ * state) only when it needs one; a plain send of one block goes without (send == NULL), so the
+ * common reply touches no memory beyond the connection's slot (kernel-notes/17). */
+
 #define BUF_GROUP 0
 
 struct ur_send {

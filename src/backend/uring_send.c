@@ -18,7 +18,7 @@
 
 void rw__ur_send_urgent(struct ur_backend *ur, struct ur_send *s)
 {
-    if (s->lazy) {
+    if (s && s->lazy) {
         s->lazy = false;
         ur->lazy_inflight--;
     }
@@ -32,6 +32,47 @@ static size_t iov_bytes(const struct iovec *iov, size_t count)
     return bytes;
 }
 
+/* A send that needs a context (several blocks, send-zc, lazy-reap): take one, keep its iovecs
+ * (and msghdr) there for the kernel, and prepare sqe from it. */
+static struct ur_send *ur_send_prep(struct ur_backend *ur, struct rw_conn *c,
+                                    struct io_uring_sqe *sqe, const struct iovec *iov, size_t count,
+                                    bool zc, bool lazy)
+{
+    struct ur_send *s = ur->sends_free;
+    if (s)
+        ur->sends_free = s->next_free;
+    else
+        s = &ur->sends[ur->sends_used++];
+    RW_ASSERT(ur->sends_used <= ur->conn_cap);
+    memcpy(s->iov, iov, count * sizeof(iov[0]));
+    s->zc = zc;
+    s->zc_got_res = false;
+    s->zc_done = false;
+    s->lazy = lazy;
+    int msg_flags = MSG_NOSIGNAL | (lazy ? MSG_WAITALL : 0);
+    unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
+    if (count == 1 && zc) {
+        io_uring_prep_send_zc(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL,
+                              zc_flags);
+    } else if (count == 1) {
+        io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, msg_flags);
+    } else {
+        memset(&s->msg, 0, sizeof(s->msg));
+        s->msg.msg_iov = s->iov;
+        s->msg.msg_iovlen = count;
+        if (zc) {
+            io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
+            sqe->ioprio |= (__u16)zc_flags; /* liburing 2.3's helper takes no zc_flags */
+        } else {
+            io_uring_prep_sendmsg(sqe, c->fd, &s->msg, msg_flags);
+        }
+    }
+    if (zc)
+        rw__stat_add(ur->stats, RW_STAT_SEND_ZC_CALLS, 1);
+    ur->lazy_inflight += lazy;
+    return s;
+}
+
 int rw__ur_flush(void *be, struct rw_conn *c)
 {
     struct ur_backend *ur = be;
@@ -42,55 +83,33 @@ int rw__ur_flush(void *be, struct rw_conn *c)
         rw__ur_send_urgent(ur, cs->send);
         return 0;
     }
-    struct ur_send *s = ur->sends_free;
-    if (s)
-        ur->sends_free = s->next_free;
-    else
-        s = &ur->sends[ur->sends_used++];
-    RW_ASSERT(ur->sends_used <= ur->conn_cap);
-    size_t count = rw__outq_gather(&c->outq, s->iov, RW_SEND_IOV_MAX);
+    struct iovec iov[RW_SEND_IOV_MAX];
+    size_t count = rw__outq_gather(&c->outq, iov, RW_SEND_IOV_MAX);
     RW_ASSERT(count > 0);
     /* Summed once, and only for a feature that asks. */
-    size_t bytes =
-        (ur->features & (RW_UF_SEND_ZC | RW_UF_LAZY_REAP)) ? iov_bytes(s->iov, count) : 0;
+    size_t bytes = (ur->features & (RW_UF_SEND_ZC | RW_UF_LAZY_REAP)) ? iov_bytes(iov, count) : 0;
     /* send-zc: large sends go out from our pages, which stay ours only after the kernel's
      * notification (ur_on_send; kernel-notes/27). */
-    s->zc = (ur->features & RW_UF_SEND_ZC) && bytes >= RW_SEND_ZC_MIN_BYTES;
-    s->zc_got_res = false;
-    s->zc_done = false;
+    bool zc = (ur->features & RW_UF_SEND_ZC) && bytes >= RW_SEND_ZC_MIN_BYTES;
     /* lazy-reap: a send of all that is queued, whose completion the core does not act on. With
      * MSG_WAITALL the kernel finishes a short send itself (io_net_retry, 5.18), so its one CQE
      * means every byte went, or an error. */
-    s->lazy = (ur->features & RW_UF_LAZY_REAP) && !s->zc && !rw__conn_send_urgent(c) &&
-              bytes == rw__outq_bytes(&c->outq);
-    int msg_flags = MSG_NOSIGNAL | (s->lazy ? MSG_WAITALL : 0);
-    unsigned zc_flags = ur->zc_report ? RWC_SEND_ZC_REPORT_USAGE : 0;
+    bool lazy = (ur->features & RW_UF_LAZY_REAP) && !zc && !rw__conn_send_urgent(c) &&
+                bytes == rw__outq_bytes(&c->outq);
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    if (count == 1 && s->zc) {
-        io_uring_prep_send_zc(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, MSG_NOSIGNAL,
-                              zc_flags);
-    } else if (count == 1) {
-        io_uring_prep_send(sqe, c->fd, s->iov[0].iov_base, s->iov[0].iov_len, msg_flags);
+    struct ur_send *s = NULL;
+    if (count == 1 && !zc && !lazy) {
+        /* The common reply: one block, a plain send, no context (uring_impl.h). */
+        io_uring_prep_send(sqe, c->fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL);
     } else {
-        memset(&s->msg, 0, sizeof(s->msg));
-        s->msg.msg_iov = s->iov;
-        s->msg.msg_iovlen = count;
-        if (s->zc) {
-            io_uring_prep_sendmsg_zc(sqe, c->fd, &s->msg, MSG_NOSIGNAL);
-            sqe->ioprio |= (__u16)zc_flags; /* liburing 2.3's helper takes no zc_flags */
-        } else {
-            io_uring_prep_sendmsg(sqe, c->fd, &s->msg, msg_flags);
-        }
+        s = ur_send_prep(ur, c, sqe, iov, count, zc, lazy);
     }
     ur_sqe_file(cs, c, sqe);
-    if (s->zc)
-        rw__stat_add(ur->stats, RW_STAT_SEND_ZC_CALLS, 1);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_SEND, c));
     cs->send = s;
     cs->flags |= UR_SEND;
     ur->sends_queued++;
     ur->sends_inflight++;
-    ur->lazy_inflight += s->lazy;
     cs->inflight++;
     rw__stat_add(ur->stats, RW_STAT_SEND_CALLS, 1);
     return 0;
@@ -100,8 +119,17 @@ void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_ur
 {
     struct ur_conn *cs = uc(c);
     struct ur_send *s = cs->send;
-    RW_ASSERT(s != NULL);
     int res = cqe->res;
+    if (!s) {
+        /* A plain send of one block, without context (uring_impl.h). */
+        RW_ASSERT(ur->sends_inflight > 0);
+        ur->sends_inflight--;
+        cs->flags &= ~UR_SEND;
+        if (c->state == RW_CONN_OPEN)
+            rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
+        rw__ur_op_done(ur, c);
+        return;
+    }
     if (s->zc) {
         /* A zero-copy send posts its result, then (when the result has F_MORE) a notification
          * once the kernel no longer reads our pages; the bytes (output blocks, lent receive
