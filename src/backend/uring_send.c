@@ -115,21 +115,13 @@ int rw__ur_flush(void *be, struct rw_conn *c)
     return 0;
 }
 
-void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
+/*
+ * A send's context at a CQE of it: false while a zero-copy send waits for its other CQE;
+ * else true, with *res its result, and the context back on the free list.
+ */
+static bool ur_send_ctx_done(struct ur_backend *ur, struct ur_send *s,
+                             const struct io_uring_cqe *cqe, int *res)
 {
-    struct ur_conn *cs = uc(c);
-    struct ur_send *s = cs->send;
-    int res = cqe->res;
-    if (!s) {
-        /* A plain send of one block, without context (uring_impl.h). */
-        RW_ASSERT(ur->sends_inflight > 0);
-        ur->sends_inflight--;
-        cs->flags &= ~UR_SEND;
-        if (c->state == RW_CONN_OPEN)
-            rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
-        rw__ur_op_done(ur, c);
-        return;
-    }
     if (s->zc) {
         /* A zero-copy send posts its result, then (when the result has F_MORE) a notification
          * once the kernel no longer reads our pages; the bytes (output blocks, lent receive
@@ -142,19 +134,30 @@ void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_ur
         } else {
             RW_ASSERT(!s->zc_got_res);
             s->zc_got_res = true;
-            s->zc_res = res;
+            s->zc_res = cqe->res;
             if (!(cqe->flags & IORING_CQE_F_MORE))
                 s->zc_done = true; /* failed before any page was taken: no notification */
         }
         if (!s->zc_got_res || !s->zc_done)
-            return;
-        res = s->zc_res;
+            return false;
+        *res = s->zc_res;
     }
-    RW_ASSERT(ur->sends_inflight > 0 && ur->lazy_inflight >= s->lazy);
-    ur->sends_inflight--;
+    RW_ASSERT(ur->lazy_inflight >= s->lazy);
     ur->lazy_inflight -= s->lazy;
     s->next_free = ur->sends_free;
     ur->sends_free = s;
+    return true;
+}
+
+void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_uring_cqe *cqe)
+{
+    struct ur_conn *cs = uc(c);
+    int res = cqe->res;
+    /* A plain send of one block has no context (uring_impl.h). */
+    if (cs->send && !ur_send_ctx_done(ur, cs->send, cqe, &res))
+        return;
+    RW_ASSERT(ur->sends_inflight > 0);
+    ur->sends_inflight--;
     cs->send = NULL;
     cs->flags &= ~UR_SEND;
     if (c->state == RW_CONN_OPEN)
