@@ -319,6 +319,12 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
     }
 }
 
+/* The CQE at ring position pos (the ring is never set up with IORING_SETUP_CQE32). */
+static inline struct io_uring_cqe *ur_cqe_at(struct ur_backend *ur, unsigned pos)
+{
+    return &ur->ring.cq.cqes[pos & ur->ring.cq.ring_mask];
+}
+
 /*
  * Start loading the slots the ready CQEs name before the first is handled, so their misses
  * overlap instead of stalling the loop once per CQE (the generation check below was 60% of the
@@ -327,10 +333,8 @@ static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
  */
 static void ur_prefetch_conns(struct ur_backend *ur, unsigned head, unsigned n)
 {
-    const struct io_uring_cqe *cqes = ur->ring.cq.cqes;
-    unsigned mask = ur->ring.cq.ring_mask;
     for (unsigned i = 0; i < n; i++) {
-        uint64_t ud = io_uring_cqe_get_data64(&cqes[(head + i) & mask]);
+        uint64_t ud = io_uring_cqe_get_data64(ur_cqe_at(ur, head + i));
         enum ur_op op = (enum ur_op)(ud >> 56);
         if (op == OP_RECV || op == OP_SEND || op == OP_CANCEL)
             rw__conn_prefetch(ur->conns, ur->conn_cap, (uint32_t)(ud & 0xffffffu));
@@ -442,9 +446,8 @@ static int ur_wait(void *be, int timeout_ms)
     if (seen > RW_URING_CQE_BATCH)
         seen = RW_URING_CQE_BATCH;
     ur_prefetch_conns(ur, head, seen);
-    unsigned mask = ur->ring.cq.ring_mask;
     for (unsigned i = 0; i < seen; i++)
-        ur_dispatch(ur, &ur->ring.cq.cqes[(head + i) & mask]);
+        ur_dispatch(ur, ur_cqe_at(ur, head + i));
     io_uring_cq_advance(&ur->ring, seen);
     rw__stat_add(stats, RW_STAT_CQES, seen);
     rw__ur_buf_publish(ur);
