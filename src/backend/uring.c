@@ -87,6 +87,7 @@ static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target,
         io_uring_prep_cancel64(sqe, target, flags);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_CANCEL, c));
     cs->inflight++;
+    rw__stat_add(ur->stats, RW_STAT_CANCELS, 1);
 }
 
 /* End c's live multishot recv (once): its last CQE comes, and re-arms it if the core wants. */
@@ -137,6 +138,13 @@ static bool ur_close(void *be, struct rw_conn *c)
     if (cs->inflight == 0) {
         rw__ur_close_fd(ur, c);
         return true;
+    }
+    if (cs->inflight == 1 && (cs->flags & UR_ENDING)) {
+        /* Closed from the last CQE of its only operation (EOF, a failed recv, the send that
+         * completed the replies): nothing is left to cancel. An ASYNC_CANCEL by fd would
+         * search the ring's whole poll table, bucket by bucket, for each close; the
+         * rw__ur_op_done that follows this CQE closes the fd and releases the slot. */
+        return false;
     }
     if ((cs->flags & UR_SEND) && cs->send && cs->send->zc) {
         /*
@@ -234,8 +242,10 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
     bool took = false; /* the CQE took a buffer out of the ring */
-    if (!more)
+    if (!more) {
         cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
+        cs->flags |= UR_ENDING;
+    }
     if ((cqe->flags & IORING_CQE_F_BUFFER) && (ur->features & RW_UF_BUNDLES)) {
         /* A bundle that received nothing took no buffer, whatever the flags say
          * (io_bundle_nbufs). */
@@ -273,8 +283,10 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
             ur_arm_recv(ur, c);
         }
     }
-    if (!more)
+    if (!more) {
+        cs->flags &= ~UR_ENDING;
         rw__ur_op_done(ur, c);
+    }
 }
 
 static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)

@@ -106,6 +106,9 @@ static const char *help_text(enum rw_stat k)
         return "Multishot recv re-arms for other causes.";
     case RW_STAT_REARM_ACCEPT:
         return "Multishot accept re-arms.";
+    case RW_STAT_CANCELS:
+        return "io_uring cancels of a connection's operations (closes with one in flight, "
+               "recvs ended for a pause or a bundle switch).";
     case RW_STAT_SQ_FULL:
         return "Times the submission queue was full and submitted early.";
     case RW_STAT_OUT_BLOCKS_LIVE:

@@ -41,6 +41,7 @@
     X(REARM_RECV_NOBUFS, "rearm_recv_enobufs")                                                     \
     X(REARM_RECV_OTHER, "rearm_recv_other")                                                        \
     X(REARM_ACCEPT, "rearm_accept")                                                                \
+    X(CANCELS, "cancels")                                                                          \
     X(SQ_FULL, "sq_full")                                                                          \
     X(OUT_BLOCKS_LIVE, "out_blocks_live")                                                          \
     X(OUT_BLOCKS_CACHED, "out_blocks_cached")                                                      \

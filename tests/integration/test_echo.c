@@ -259,6 +259,61 @@ START_TEST(test_echo_counts_frames)
 END_TEST
 
 /*
+ * Every way a peer ends a connection that the server learns of from the last completion of
+ * its only operation: FIN after the echo (the recv's EOF closes it), a frame and FIN at once
+ * (the echo's send completion closes it, or the EOF after it), RST (the failed recv). None of
+ * these leaves an operation to cancel, so a uring server issues no ASYNC_CANCEL for them (one
+ * by fd searches the ring's whole poll table; kernel-notes/06); epoll never does. Then a
+ * connection the server closes itself while its recv is armed (the idle timeout) must still be
+ * cancelled, counted and released.
+ */
+START_TEST(test_echo_peer_closes_need_no_cancel)
+{
+    enum { EACH = 12 };
+    struct h_server srv;
+    const char *args[] = {"--idle-timeout", "1500ms", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    uint8_t payload[64], back[64];
+    for (int i = 0; i < EACH; i++) {
+        h_fill(payload, sizeof(payload), (uint32_t)i);
+        int fd = h_connect_ok(&srv); /* echo, then FIN */
+        h_echo_ok(fd, payload, sizeof(payload), 3000);
+        close(fd);
+        fd = h_connect_ok(&srv); /* a frame and FIN together; the echo still comes */
+        ck_assert_int_eq(h_send_frame(fd, payload, sizeof(payload), 3000), 0);
+        ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+        uint32_t len = 0;
+        ck_assert_int_eq(h_recv_frame(fd, back, sizeof(back), &len, 3000), 0);
+        ck_assert_uint_eq(len, sizeof(payload));
+        ck_assert(memcmp(back, payload, sizeof(payload)) == 0);
+        ck_assert_int_eq(h_expect_close(fd, 3000), 0);
+        close(fd);
+        fd = h_connect_ok(&srv); /* echo, then RST */
+        h_echo_ok(fd, payload, sizeof(payload), 3000);
+        h_close_rst(fd);
+    }
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_msg(h_stat_get(line, "closed") == 3 * EACH, "closed: %s", line);
+    ck_assert_msg(h_stat_get(line, "cancels") == 0, "a peer's close was cancelled: %s", line);
+
+    int fd = h_connect_ok(&srv); /* idle: reaped with its recv armed */
+    h_fill(payload, sizeof(payload), 99);
+    h_echo_ok(fd, payload, sizeof(payload), 3000);
+    ck_assert_int_eq(h_expect_close(fd, 10000), 0);
+    close(fd);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    ck_assert_msg(h_stat_get(line, "reaped_idle") == 1, "reaped_idle: %s", line);
+    int64_t want = strcmp(h_backend(), "uring") == 0 ? 1 : 0;
+    ck_assert_msg(h_stat_get(line, "cancels") == want, "cancels (want %lld): %s", (long long)want,
+                  line);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
  * SO_REUSEPORT spreads connections over the workers' listeners by a hash of
  * the 4-tuple: 64 connections from distinct ports all landing on one of two
  * workers has odds of 2^-63. Each worker counts its own; SIGUSR1 writes them
@@ -320,6 +375,7 @@ int main(void)
     h_add_case(s, "test_echo_ipv6", test_echo_ipv6, 30);
     h_add_case(s, "test_echo_ipv6_scope_id", test_echo_ipv6_scope_id, 30);
     h_add_case(s, "test_echo_counts_frames", test_echo_counts_frames, 30);
+    h_add_case(s, "test_echo_peer_closes_need_no_cancel", test_echo_peer_closes_need_no_cancel, 60);
     h_add_case(s, "test_echo_spreads_over_workers", test_echo_spreads_over_workers, 30);
     return h_run_suite(s);
 }
