@@ -280,7 +280,9 @@ int rw__loop_run(struct rw_loop *loop)
             loop->accepting = true;
     }
     for (;;) {
-        uint64_t now = loop_now(loop);
+        /* The clock the completions of the last wait read (a turn's events and its periodic
+         * work are microseconds apart), else a read of its own: one read a turn. */
+        uint64_t now = loop_now_batch(loop);
         if (!loop->draining && atomic_load_explicit(&loop->shared->stop, memory_order_acquire))
             rw__loop_begin_drain(loop);
         if (!loop_quiet(loop, now) && !loop_periodic(loop, now))
