@@ -75,16 +75,12 @@ static int ur_conn_open(void *be, struct rw_conn *c)
     return 0;
 }
 
-static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target, unsigned flags)
+/* Cancel c's operation whose user_data is target (found by hash; its own CQE still comes). */
+static void ur_cancel(struct ur_backend *ur, struct rw_conn *c, uint64_t target)
 {
     struct ur_conn *cs = uc(c);
     struct io_uring_sqe *sqe = ur_sqe(ur);
-    if ((flags & IORING_ASYNC_CANCEL_FD) && (cs->flags & UR_FIXED))
-        io_uring_prep_cancel_fd(sqe, (int)c->index, flags | IORING_ASYNC_CANCEL_FD_FIXED);
-    else if (flags & IORING_ASYNC_CANCEL_FD)
-        io_uring_prep_cancel_fd(sqe, c->fd, flags);
-    else
-        io_uring_prep_cancel64(sqe, target, flags);
+    io_uring_prep_cancel64(sqe, target, 0);
     io_uring_sqe_set_data64(sqe, ud_conn(OP_CANCEL, c));
     cs->inflight++;
     rw__stat_add(ur->stats, RW_STAT_CANCELS, 1);
@@ -96,7 +92,7 @@ static void ur_recv_end(struct ur_backend *ur, struct rw_conn *c)
     struct ur_conn *cs = uc(c);
     if ((cs->flags & UR_RECV_ARMED) && !(cs->flags & UR_RECV_CANCEL)) {
         cs->flags |= UR_RECV_CANCEL;
-        ur_cancel(ur, c, ud_conn(OP_RECV, c), 0);
+        ur_cancel(ur, c, ud_conn(OP_RECV, c));
     }
 }
 
@@ -139,13 +135,6 @@ static bool ur_close(void *be, struct rw_conn *c)
         rw__ur_close_fd(ur, c);
         return true;
     }
-    if (cs->inflight == 1 && (cs->flags & UR_ENDING)) {
-        /* Closed from the last CQE of its only operation (EOF, a failed recv, the send that
-         * completed the replies): nothing is left to cancel. An ASYNC_CANCEL by fd would
-         * search the ring's whole poll table, bucket by bucket, for each close; the
-         * rw__ur_op_done that follows this CQE closes the fd and releases the slot. */
-        return false;
-    }
     if ((cs->flags & UR_SEND) && cs->send && cs->send->zc) {
         /*
          * send-zc: the notification comes only once the socket lets go of our pages, and a
@@ -158,8 +147,16 @@ static bool ur_close(void *be, struct rw_conn *c)
         struct sockaddr sa = {.sa_family = AF_UNSPEC};
         (void)connect(c->fd, &sa, sizeof(sa));
     }
-    /* Cancel everything on the fd; the slot is released after the last CQE (kernel-notes/06). */
-    ur_cancel(ur, c, 0, IORING_ASYNC_CANCEL_FD | IORING_ASYNC_CANCEL_ALL);
+    /*
+     * Cancel what is still live, each by its user_data, which the kernel finds by hash; the
+     * slot is released after the last CQE (kernel-notes/06). Not one cancel by fd: that walks
+     * the ring's whole poll table, every connection's recv, for each close (a drain or an idle
+     * reap of N connections: N^2). A close from the last CQE of its only operation (the
+     * peer's FIN or RST, the send that completed the replies) has nothing live: no cancel.
+     */
+    ur_recv_end(ur, c);
+    if (cs->flags & UR_SEND)
+        ur_cancel(ur, c, ud_conn(OP_SEND, c));
     return false;
 }
 
@@ -242,10 +239,8 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
     bool took = false; /* the CQE took a buffer out of the ring */
-    if (!more) {
+    if (!more)
         cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
-        cs->flags |= UR_ENDING;
-    }
     if ((cqe->flags & IORING_CQE_F_BUFFER) && (ur->features & RW_UF_BUNDLES)) {
         /* A bundle that received nothing took no buffer, whatever the flags say
          * (io_bundle_nbufs). */
@@ -283,10 +278,8 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
             ur_arm_recv(ur, c);
         }
     }
-    if (!more) {
-        cs->flags &= ~UR_ENDING;
+    if (!more)
         rw__ur_op_done(ur, c);
-    }
 }
 
 static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)

@@ -168,7 +168,7 @@ uint32_t rw__uring_features_kernel(void)
     have |= RW_UF_RING_TIMER; /* IORING_OP_TIMEOUT with IORING_TIMEOUT_ABS: 5.5, below our floor */
     have |= RW_UF_LAZY_REAP;  /* MSG_WAITALL sends retried by the kernel: 5.18, below our floor */
     if (io_uring_register_files_sparse(&ring, 4) == 0)
-        have |= RW_UF_FIXED_FILES; /* IORING_ASYNC_CANCEL_FD_FIXED is 6.0, the backend's floor */
+        have |= RW_UF_FIXED_FILES; /* its SQEs' cancels are by user_data, as without it */
     if (ring.features & RWC_FEAT_RECVSEND_BUNDLE)
         have |= RW_UF_BUNDLES;
     io_uring_queue_exit(&ring);

@@ -33,11 +33,6 @@ enum {
      * is (re-)armed as a bundle from then on. Until then it is a plain multishot recv, whose
      * one-buffer receive costs the kernel less (kernel-notes/26). */
     UR_BIG = 1u << 8,
-    /* The last CQE of one of its operations is being handled (a recv's without F_MORE, a
-     * send's last): that operation is still counted in inflight, and its rw__ur_op_done
-     * follows once the core has heard of it. A close the core decides meanwhile need not
-     * cancel it: it is over (ur_close). */
-    UR_ENDING = 1u << 9,
 };
 
 /* The send in flight (UR_SEND) has a context (struct ur_send: iovecs, msghdr, zc and lazy

@@ -160,10 +160,7 @@ void rw__ur_on_send(struct ur_backend *ur, struct rw_conn *c, const struct io_ur
     ur->sends_inflight--;
     cs->send = NULL;
     cs->flags &= ~UR_SEND;
-    if (c->state == RW_CONN_OPEN) {
-        cs->flags |= UR_ENDING;
+    if (c->state == RW_CONN_OPEN)
         rw__conn_on_sent(c, res == 0 ? -EPIPE : res);
-        cs->flags &= ~UR_ENDING;
-    }
     rw__ur_op_done(ur, c);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -314,6 +315,67 @@ START_TEST(test_echo_peer_closes_need_no_cancel)
 END_TEST
 
 /*
+ * The other side of the test above: a connection the server closes while a send of it is stuck
+ * (a peer that never reads, its receive window full) and its recv paused for backpressure. The
+ * idle timeout reaps it; the uring backend must cancel the stuck send (and whatever recv is
+ * live), wait for their last CQEs and release the slot, and the worker serves others meanwhile.
+ */
+START_TEST(test_echo_server_close_cancels_stuck_send)
+{
+    enum { FRAME = 64 * 1024 };
+    struct h_server srv;
+    const char *args[] = {"--idle-timeout", "1500ms", "--write-buffer", "128K", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    uint8_t *frame = malloc(H_FRAME_HDR + FRAME);
+    ck_assert(frame != NULL);
+    h_fill(frame + H_FRAME_HDR, FRAME, 7);
+    h_put_header(frame, FRAME);
+    int fd = h_connect_ok(&srv);
+    int small = 16 * 1024;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+    size_t sent = 0;
+    int64_t give_up = h_now_ms() + 10000;
+    while (h_now_ms() < give_up) { /* push, never read, until the server stops taking it */
+        size_t off = sent % (H_FRAME_HDR + FRAME);
+        ssize_t n = send(fd, frame + off, H_FRAME_HDR + FRAME - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        ck_assert_msg(n < 0 && errno == EAGAIN, "send: %s", strerror(errno));
+        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+        if (poll(&pfd, 1, 500) == 0)
+            break;
+    }
+    ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
+    int64_t cancels_before = h_stat_ok(&srv, "cancels"); /* the pauses' recv cancels */
+    int other = h_connect_ok(&srv); /* served while the stuck one waits for its reap */
+    h_echo_ok(other, frame + H_FRAME_HDR, 100, 1000);
+    close(other);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "reaped_idle", 1, 10000), 1);
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    char line[4096];
+    ck_assert_int_eq(h_stats(&srv, line, sizeof(line)), 0);
+    fprintf(stderr, "%s: stuck send reaped: cancels=%lld backpressure_pauses=%lld\n", h_backend(),
+            (long long)h_stat_get(line, "cancels"),
+            (long long)h_stat_get(line, "backpressure_pauses"));
+    if (strcmp(h_backend(), "uring") == 0)
+        ck_assert_msg(h_stat_get(line, "cancels") > cancels_before,
+                      "the stuck send was not cancelled (%lld cancels before the reap): %s",
+                      (long long)cancels_before, line);
+    else
+        ck_assert_msg(h_stat_get(line, "cancels") == 0, "cancels on epoll: %s", line);
+    /* The worker still serves. */
+    other = h_connect_ok(&srv);
+    h_echo_ok(other, frame + H_FRAME_HDR, 1000, 3000);
+    close(other);
+    close(fd);
+    free(frame);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
  * SO_REUSEPORT spreads connections over the workers' listeners by a hash of
  * the 4-tuple: 64 connections from distinct ports all landing on one of two
  * workers has odds of 2^-63. Each worker counts its own; SIGUSR1 writes them
@@ -376,6 +438,8 @@ int main(void)
     h_add_case(s, "test_echo_ipv6_scope_id", test_echo_ipv6_scope_id, 30);
     h_add_case(s, "test_echo_counts_frames", test_echo_counts_frames, 30);
     h_add_case(s, "test_echo_peer_closes_need_no_cancel", test_echo_peer_closes_need_no_cancel, 60);
+    h_add_case(s, "test_echo_server_close_cancels_stuck_send",
+               test_echo_server_close_cancels_stuck_send, 60);
     h_add_case(s, "test_echo_spreads_over_workers", test_echo_spreads_over_workers, 30);
     return h_run_suite(s);
 }
