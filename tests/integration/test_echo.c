@@ -272,7 +272,7 @@ START_TEST(test_echo_peer_closes_need_no_cancel)
 {
     enum { EACH = 12 };
     struct h_server srv;
-    const char *args[] = {"--idle-timeout", "1500ms", NULL};
+    const char *args[] = {"--idle-timeout", "600ms", NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
     uint8_t payload[64], back[64];
     for (int i = 0; i < EACH; i++) {
