@@ -366,6 +366,13 @@ static void stream_send(struct stream_conn *sc, int conn)
 static void check_tiny_ring_no_spin(const char *buf_count)
 {
     enum { CONNS = 64, BUF_SIZE = 64 };
+    if (strcmp(h_backend(), "uring") != 0) {
+        /* --buf-count and --buf-size are the uring backend's provided-buffer ring; epoll has
+         * none to run dry. Its idle CPU is checked by test_limits_out_of_fds_no_busy_loop and
+         * test_listen, its concurrent streams by test_echo_concurrent_pipelined. */
+        fprintf(stderr, "%s: no provided-buffer ring: nothing to test\n", h_backend());
+        return;
+    }
     struct h_server srv;
     const char *args[] = {"--buf-count", buf_count, "--buf-size", "64", NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
