@@ -171,5 +171,11 @@ void h_fill(void *buf, size_t len, uint32_t seed);
 int h_expect_close(int fd, int timeout_ms);
 /* Reset the connection (SO_LINGER 0) and close the fd. */
 void h_close_rst(int fd);
+/*
+ * Push frames of frame_bytes (header included) at the server without reading until it stops
+ * taking them for quiet_ms: its replies fill our receive window and its send buffer, and it
+ * pauses reading from us. Asserts it stopped before limit bytes; returns the bytes pushed.
+ */
+size_t h_push_until_paused(int fd, uint32_t frame_bytes, size_t limit, int quiet_ms);
 
 #endif

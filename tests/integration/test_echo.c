@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -324,33 +323,18 @@ START_TEST(test_echo_server_close_cancels_stuck_send)
 {
     enum { FRAME = 64 * 1024 };
     struct h_server srv;
+    uint8_t payload[1000];
+    h_fill(payload, sizeof(payload), 7);
     const char *args[] = {"--idle-timeout", "1500ms", "--write-buffer", "128K", NULL};
     h_start_ok(&srv, &(struct h_opts){.args = args});
-    uint8_t *frame = malloc(H_FRAME_HDR + FRAME);
-    ck_assert(frame != NULL);
-    h_fill(frame + H_FRAME_HDR, FRAME, 7);
-    h_put_header(frame, FRAME);
     int fd = h_connect_ok(&srv);
     int small = 16 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    size_t sent = 0;
-    int64_t give_up = h_now_ms() + 10000;
-    while (h_now_ms() < give_up) { /* push, never read, until the server stops taking it */
-        size_t off = sent % (H_FRAME_HDR + FRAME);
-        ssize_t n = send(fd, frame + off, H_FRAME_HDR + FRAME - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
-        }
-        ck_assert_msg(n < 0 && errno == EAGAIN, "send: %s", strerror(errno));
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        if (poll(&pfd, 1, 500) == 0)
-            break;
-    }
+    h_push_until_paused(fd, H_FRAME_HDR + FRAME, 64u << 20, 500);
     ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
     int64_t cancels_before = h_stat_ok(&srv, "cancels"); /* the pauses' recv cancels */
     int other = h_connect_ok(&srv); /* served while the stuck one waits for its reap */
-    h_echo_ok(other, frame + H_FRAME_HDR, 100, 1000);
+    h_echo_ok(other, payload, 100, 1000);
     close(other);
     ck_assert_int_eq(h_wait_stat_eq(&srv, "reaped_idle", 1, 10000), 1);
     ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
@@ -367,10 +351,9 @@ START_TEST(test_echo_server_close_cancels_stuck_send)
         ck_assert_msg(h_stat_get(line, "cancels") == 0, "cancels on epoll: %s", line);
     /* The worker still serves. */
     other = h_connect_ok(&srv);
-    h_echo_ok(other, frame + H_FRAME_HDR, 1000, 3000);
+    h_echo_ok(other, payload, sizeof(payload), 3000);
     close(other);
     close(fd);
-    free(frame);
     h_stop_ok(&srv);
 }
 END_TEST

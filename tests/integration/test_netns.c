@@ -253,36 +253,6 @@ START_TEST(test_netns_idle_peer_reaped_by_idle_timeout)
 END_TEST
 
 /*
- * Push frames at the server without reading until it stops taking them: its
- * replies fill our small receive window (zero window) and its send buffer, and
- * it pauses reading from us. Returns the bytes pushed.
- */
-static size_t push_until_paused(int fd)
-{
-    uint8_t *frame = malloc(PUSH_BYTES);
-    ck_assert_ptr_nonnull(frame);
-    h_put_header(frame, PUSH_BYTES - H_FRAME_HDR);
-    h_fill(frame + H_FRAME_HDR, PUSH_BYTES - H_FRAME_HDR, 99);
-    size_t sent = 0;
-    int64_t give_up = h_now_ms() + 10000;
-    while (sent < PUSH_LIMIT && h_now_ms() < give_up) {
-        size_t off = sent % PUSH_BYTES;
-        ssize_t n = send(fd, frame + off, PUSH_BYTES - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
-        }
-        ck_assert_msg(n < 0 && errno == EAGAIN, "send: %s", strerror(errno));
-        struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, 300) == 0)
-            break; /* the server has stopped taking our bytes */
-    }
-    free(frame);
-    ck_assert_msg(sent < PUSH_LIMIT, "the server never stopped reading from a non-reader");
-    return sent;
-}
-
-/*
  * (2) A peer that stopped reading, with replies queued behind its closed
  * window, cut off: TCP_USER_TIMEOUT reaps it. The idle timeout cannot be what
  * fires: it is 20 s, and the test is over long before. (It would fire
@@ -318,7 +288,7 @@ START_TEST(test_netns_stalled_peer_reaped_by_tcp_user_timeout)
     uint8_t payload[100];
     h_fill(payload, sizeof(payload), 8);
     h_echo_ok(fd, payload, sizeof(payload), 2000);
-    size_t pushed = push_until_paused(fd);
+    size_t pushed = h_push_until_paused(fd, PUSH_BYTES, PUSH_LIMIT, 300);
     ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
     int64_t cut = h_now_ms();
     cut_client(&t);
