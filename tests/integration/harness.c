@@ -872,29 +872,41 @@ void h_close_rst(int fd)
     close(fd);
 }
 
-size_t h_push_until_paused(int fd, uint32_t frame_bytes, size_t limit, int quiet_ms)
+size_t h_push_until_paused(int fd, uint32_t frame_bytes, size_t limit, int quiet_ms,
+                           void (*fill)(uint8_t *frame, uint32_t k))
 {
     ck_assert(frame_bytes > H_FRAME_HDR);
     uint8_t *frame = malloc(frame_bytes);
     ck_assert_ptr_nonnull(frame);
-    h_put_header(frame, frame_bytes - H_FRAME_HDR);
-    h_fill(frame + H_FRAME_HDR, frame_bytes - H_FRAME_HDR, 99);
+    uint32_t k = 0;
+    if (fill) {
+        fill(frame, k);
+    } else {
+        h_put_header(frame, frame_bytes - H_FRAME_HDR);
+        h_fill(frame + H_FRAME_HDR, frame_bytes - H_FRAME_HDR, 99);
+    }
     size_t sent = 0;
-    int64_t give_up = h_now_ms() + 10000;
+    bool paused = false;
+    int64_t give_up = h_now_ms() + 20000;
     while (sent < limit && h_now_ms() < give_up) {
         size_t off = sent % frame_bytes;
         ssize_t n = send(fd, frame + off, frame_bytes - off, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (n > 0) {
             sent += (size_t)n;
+            if (fill && sent % frame_bytes == 0)
+                fill(frame, ++k);
             continue;
         }
         ck_assert_msg(n < 0 && errno == EAGAIN, "send: %s", strerror(errno));
         struct pollfd p = {.fd = fd, .events = POLLOUT};
-        if (poll(&p, 1, quiet_ms) == 0)
-            break; /* the server has stopped taking our bytes */
+        if (poll(&p, 1, quiet_ms) == 0) {
+            paused = true; /* the server has stopped taking our bytes */
+            break;
+        }
     }
     free(frame);
-    ck_assert_msg(sent < limit, "the server never stopped reading from a non-reader");
+    ck_assert_msg(paused, "the server never stopped reading from a non-reader (%zu bytes taken)",
+                  sent);
     return sent;
 }
 

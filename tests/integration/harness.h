@@ -174,8 +174,11 @@ void h_close_rst(int fd);
 /*
  * Push frames of frame_bytes (header included) at the server without reading until it stops
  * taking them for quiet_ms: its replies fill our receive window and its send buffer, and it
- * pauses reading from us. Asserts it stopped before limit bytes; returns the bytes pushed.
+ * pauses reading from us. Asserts it stopped (before limit bytes and within 20 s); returns the
+ * bytes pushed. fill(frame, k) writes frame k whole, header included (NULL: every frame the
+ * same, a header and h_fill's bytes of seed 99).
  */
-size_t h_push_until_paused(int fd, uint32_t frame_bytes, size_t limit, int quiet_ms);
+size_t h_push_until_paused(int fd, uint32_t frame_bytes, size_t limit, int quiet_ms,
+                           void (*fill)(uint8_t *frame, uint32_t k));
 
 #endif

@@ -330,7 +330,7 @@ START_TEST(test_echo_server_close_cancels_stuck_send)
     int fd = h_connect_ok(&srv);
     int small = 16 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    h_push_until_paused(fd, H_FRAME_HDR + FRAME, 64u << 20, 500);
+    h_push_until_paused(fd, H_FRAME_HDR + FRAME, 64u << 20, 500, NULL);
     ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
     int64_t cancels_before = h_stat_ok(&srv, "cancels"); /* the pauses' recv cancels */
     int other = h_connect_ok(&srv); /* served while the stuck one waits for its reap */

@@ -492,26 +492,9 @@ START_TEST(test_limits_never_reads)
     int small = 64 * 1024;
     setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
-    /* Push frames without ever reading until the server stops taking them for 500 ms. */
-    size_t sent = 0;
-    uint32_t k = 0;
-    push_frame(frame, k);
-    int64_t give_up = h_now_ms() + 20000;
-    while (sent < PUSH_LIMIT_BYTES && h_now_ms() < give_up) {
-        size_t off = sent % PUSH_FRAME_BYTES;
-        ssize_t n = send(fd, frame + off, PUSH_FRAME_BYTES - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-        if (n > 0) {
-            sent += (size_t)n;
-            if (sent % PUSH_FRAME_BYTES == 0)
-                push_frame(frame, ++k);
-            continue;
-        }
-        ck_assert_msg(n < 0 && errno == EAGAIN, "send to a paused server failed: %s",
-                      strerror(errno));
-        struct pollfd pfd = {.fd = fd, .events = POLLOUT};
-        if (poll(&pfd, 1, 500) == 0)
-            break; /* EAGAIN persists: the server has stopped reading from us */
-    }
+    /* Push frames (numbered, to check the order below) without ever reading until the server
+     * stops taking them for 500 ms. */
+    size_t sent = h_push_until_paused(fd, PUSH_FRAME_BYTES, PUSH_LIMIT_BYTES, 500, push_frame);
     long rss1 = h_rss_kib(srv.pid);
     ck_assert_msg(sent < PUSH_BOUND_BYTES,
                   "the server kept reading from a peer that never reads (%zu bytes taken, "

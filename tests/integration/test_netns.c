@@ -288,7 +288,7 @@ START_TEST(test_netns_stalled_peer_reaped_by_tcp_user_timeout)
     uint8_t payload[100];
     h_fill(payload, sizeof(payload), 8);
     h_echo_ok(fd, payload, sizeof(payload), 2000);
-    size_t pushed = h_push_until_paused(fd, PUSH_BYTES, PUSH_LIMIT, 300);
+    size_t pushed = h_push_until_paused(fd, PUSH_BYTES, PUSH_LIMIT, 300, NULL);
     ck_assert_int_ge(h_stat_ok(&srv, "backpressure_pauses"), 1);
     int64_t cut = h_now_ms();
     cut_client(&t);
