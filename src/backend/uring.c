@@ -37,8 +37,11 @@ static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
     ur_sqe_file(cs, c, sqe);
     sqe->flags |= IOSQE_BUFFER_SELECT;
     sqe->buf_group = BUF_GROUP;
-    if ((ur->features & RW_UF_BUNDLES) && (cs->flags & UR_BIG))
+    cs->flags &= ~UR_RECV_BUNDLE;
+    if ((ur->features & RW_UF_BUNDLES) && (cs->flags & UR_BIG)) {
         sqe->ioprio |= RWC_RECVSEND_BUNDLE; /* recv flags live in ioprio */
+        cs->flags |= UR_RECV_BUNDLE;
+    }
     io_uring_sqe_set_data64(sqe, ud_conn(OP_RECV, c));
     cs->flags |= UR_RECV_ARMED;
     cs->inflight++;
@@ -192,22 +195,33 @@ static void ur_feed(struct ur_backend *ur, struct rw_conn *c, uint8_t *buf, int 
 }
 
 /*
- * bundles: res bytes in the buffers the kernel took in ring order from bid0's slot, each full
- * but the last (a plain recv's CQE, before the connection is UR_BIG, is a bundle of one); each goes
- * to the core in order, as one receive of its own (so zc-replies lends and releases per buffer),
- * and back to the ring unless held (kernel-notes/26).
+ * bundles: a plain recv's CQE took buffer bid, res > 0 bytes. A recv that filled its buffer
+ * says this peer's frames span buffers: its recv ends (its last CQE re-arms it, as a bundle;
+ * data CQEs already posted still come first, in order) and is a bundle for the connection's
+ * life. The buffer's slot is handled before the core parses it, so the buffer goes straight
+ * back to the ring when released, not through the full ring's deferred list.
  */
-static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0, uint32_t res)
+static void ur_on_plain_recv(struct ur_backend *ur, struct rw_conn *c, uint32_t bid, int res)
 {
     struct ur_conn *cs = uc(c);
-    if (!(cs->flags & UR_BIG) && res >= ur->buf_size) {
-        /* A plain recv filled its buffer: this peer's frames span buffers. Its recv ends (its
-         * last CQE re-arms it, as a bundle; data CQEs already posted still come first, in
-         * order) and stays a bundle for the connection's life. */
+    if (!(cs->flags & UR_BIG) && (uint32_t)res >= ur->buf_size) {
         cs->flags |= UR_BIG;
         rw__stat_add(ur->stats, RW_STAT_RECV_BUNDLE_SWITCHES, 1);
         ur_recv_end(ur, c);
     }
+    uint8_t *buf = rw__ur_buf_taken_one(ur, bid);
+    ur_feed(ur, c, buf, res, bid);
+    rw__ur_buf_release(ur, bid);
+}
+
+/*
+ * bundles: res bytes of a bundle recv's CQE, in the buffers the kernel took in ring order from
+ * bid0's slot, each full but the last (the first may be shorter: kernel-notes/26); each goes
+ * to the core in order, as one receive of its own (so zc-replies lends and releases per buffer),
+ * and back to the ring unless held.
+ */
+static void ur_on_bundle(struct ur_backend *ur, struct rw_conn *c, uint32_t bid0, uint32_t res)
+{
     uint32_t first_pos;
     uint32_t n = rw__ur_bundle_take(ur, bid0, res, &first_pos);
     if (n == 1) {
@@ -239,14 +253,18 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     bool more = cqe->flags & IORING_CQE_F_MORE;
     int res = cqe->res;
     bool took = false; /* the CQE took a buffer out of the ring */
+    bool bundle = cs->flags & UR_RECV_BUNDLE;
     if (!more)
-        cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL);
+        cs->flags &= ~(UR_RECV_ARMED | UR_RECV_CANCEL | UR_RECV_BUNDLE);
     if ((cqe->flags & IORING_CQE_F_BUFFER) && (ur->features & RW_UF_BUNDLES)) {
         /* A bundle that received nothing took no buffer, whatever the flags say
          * (io_bundle_nbufs). */
         took = res > 0;
-        if (took)
-            ur_on_bundle(ur, c, cqe->flags >> IORING_CQE_BUFFER_SHIFT, (uint32_t)res);
+        uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+        if (took && bundle)
+            ur_on_bundle(ur, c, bid, (uint32_t)res);
+        else if (took)
+            ur_on_plain_recv(ur, c, bid, res);
     } else if (cqe->flags & IORING_CQE_F_BUFFER) {
         took = true;
         uint32_t bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;

@@ -48,15 +48,20 @@ static uint16_t ring_tail(const struct ur_backend *ur)
     return (uint16_t)(ur->br->tail + ur->bufs_to_advance);
 }
 
+/* The bid we last wrote at ring position pos: the kernel reads a ring entry's bid, never
+ * writes it, and we do not write the entry again until its CQE is handled. */
+static uint32_t slot_bid(const struct ur_backend *ur, uint32_t pos)
+{
+    uint32_t slot = pos & (ur->buf_count - 1);
+    return __atomic_load_n(&ur->br->bufs[slot].bid, __ATOMIC_RELAXED);
+}
+
 void rw__ur_buf_add(struct ur_backend *ur, uint32_t bid)
 {
-    if (ur->slot_bid) {
-        uint16_t pos = ring_tail(ur);
-        uint32_t slot = pos & (ur->buf_count - 1);
-        ur->slot_bid[slot] = (uint16_t)bid;
-        ur->slot_done[slot] = 0;
-        ur->buf_pos[bid] = pos;
-    }
+    /* bundles: where bid goes. Its slot's slot_done is 0: ring_head passed the slot's last
+     * position, which clears it (ring_full keeps the tail within buf_count of ring_head). */
+    if (ur->buf_pos)
+        ur->buf_pos[bid] = ring_tail(ur);
     io_uring_buf_ring_add(ur->br, ur->bufs + (size_t)bid * ur->buf_size, ur->buf_size,
                           (unsigned short)bid, io_uring_buf_ring_mask(ur->buf_count),
                           (int)ur->bufs_to_advance);
@@ -147,15 +152,34 @@ uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flag
     return buf;
 }
 
+uint8_t *rw__ur_buf_taken_one(struct ur_backend *ur, uint32_t bid)
+{
+    RW_ASSERT(bid < ur->buf_count);
+    struct ur_buf *b = &ur->buf_state[bid];
+    RW_ASSERT(!b->out);
+    uint16_t pos = ur->buf_pos[bid];
+    RW_ASSERT(slot_bid(ur, pos) == bid);
+    b->out = true;
+    ur->bufs_out++;
+    b->holds++; /* ours, while the core parses it */
+    /* In ring order with nothing marked past it or deferred, as a plain recv's CQE mostly is:
+     * the ring head moves on by one (rw__ur_bundle_done's first case, without its walk). */
+    if (pos == ur->ring_head && ur->deferred_count == 0 &&
+        !ur->slot_done[(uint16_t)(pos + 1) & (ur->buf_count - 1)])
+        ur->ring_head++;
+    else
+        rw__ur_bundle_done(ur, pos, 1);
+    return ur->bufs + (size_t)bid * ur->buf_size;
+}
+
 int rw__ur_bundles_alloc(struct ur_backend *ur)
 {
-    ur->slot_bid = calloc(ur->buf_count, sizeof(*ur->slot_bid));
     ur->buf_pos = calloc(ur->buf_count, sizeof(*ur->buf_pos));
     ur->slot_done = calloc(ur->buf_count, sizeof(*ur->slot_done));
     ur->deferred = calloc(ur->buf_count, sizeof(*ur->deferred));
     ur->deferred_count = 0;
     ur->ring_head = 0; /* rw__ur_bufs_setup writes positions 0 .. buf_count - 1 */
-    if (ur->slot_bid && ur->buf_pos && ur->slot_done && ur->deferred)
+    if (ur->buf_pos && ur->slot_done && ur->deferred)
         return 0;
     rw__ur_bundles_free(ur);
     return -ENOMEM;
@@ -163,11 +187,10 @@ int rw__ur_bundles_alloc(struct ur_backend *ur)
 
 void rw__ur_bundles_free(struct ur_backend *ur)
 {
-    free(ur->slot_bid);
     free(ur->buf_pos);
     free(ur->slot_done);
     free(ur->deferred);
-    ur->slot_bid = ur->buf_pos = ur->deferred = NULL;
+    ur->buf_pos = ur->deferred = NULL;
     ur->slot_done = NULL;
 }
 
@@ -193,14 +216,14 @@ uint32_t rw__ur_bundle_take(struct ur_backend *ur, uint32_t bid0, uint32_t res,
     RW_ASSERT(res > 0);
     RW_ASSERT(bid0 < ur->buf_count);
     uint32_t first_pos = ur->buf_pos[bid0];
-    RW_ASSERT(ur->slot_bid[first_pos & (ur->buf_count - 1)] == bid0);
+    RW_ASSERT(slot_bid(ur, first_pos) == bid0);
     *first_pos_out = first_pos;
     uint32_t n = 0;
     for (uint32_t left = res; left > 0; n++) {
         RW_ASSERT(n < ur->buf_count);
         uint32_t pos = (uint16_t)(first_pos + n);
         uint32_t slot = pos & (ur->buf_count - 1);
-        uint32_t bid = ur->slot_bid[slot];
+        uint32_t bid = slot_bid(ur, pos);
         struct ur_buf *b = &ur->buf_state[bid];
         /* Taken in ring order from a slot whose CQE was not handled yet, holding the buffer we
          * last wrote there: the mirror agrees with the ring. */
@@ -218,14 +241,19 @@ uint32_t rw__ur_bundle_take(struct ur_backend *ur, uint32_t bid0, uint32_t res,
 uint32_t rw__ur_bundle_buf(struct ur_backend *ur, uint32_t pos, uint32_t left, uint32_t *len)
 {
     *len = bundle_piece(ur, pos, left);
-    return ur->slot_bid[pos & (ur->buf_count - 1)];
+    return slot_bid(ur, pos);
 }
 
 void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n)
 {
     uint32_t mask = ur->buf_count - 1;
-    for (uint32_t i = 0; i < n; i++)
-        ur->slot_done[(first_pos + i) & mask] = 1;
+    if ((uint16_t)first_pos == ur->ring_head) {
+        /* In ring order, as CQEs mostly come: past these slots at once, never marked. */
+        ur->ring_head = (uint16_t)(ur->ring_head + n);
+    } else {
+        for (uint32_t i = 0; i < n; i++)
+            ur->slot_done[(first_pos + i) & mask] = 1;
+    }
     /* Past every handled slot, up to the first one whose CQE is still to come. */
     while (ur->ring_head != ring_tail(ur) && ur->slot_done[ur->ring_head & mask]) {
         ur->slot_done[ur->ring_head & mask] = 0;

@@ -33,6 +33,8 @@ enum {
      * is (re-)armed as a bundle from then on. Until then it is a plain multishot recv, whose
      * one-buffer receive costs the kernel less (kernel-notes/26). */
     UR_BIG = 1u << 8,
+    /* bundles: the live recv was armed as a bundle (its CQEs may take several buffers). */
+    UR_RECV_BUNDLE = 1u << 9,
 };
 
 /* The send in flight (UR_SEND) has a context (struct ur_send: iovecs, msghdr, zc and lazy
@@ -120,15 +122,14 @@ struct ur_backend {
     /*
      * bundles (kernel-notes/26): a bundle CQE names only its first buffer; the others are the
      * ring's next entries in ring order, which are not bid + 1 since buffers come back in any
-     * order. So: slot_bid[slot] is the bid last written at that ring slot, buf_pos[bid] the ring
-     * position (mod 2^16, as the kernel counts) it was written at, and slot_done[slot] says the
-     * kernel took it and its CQE was handled. ring_head is the oldest position whose CQE was not
-     * handled yet: a slot is written again only below ring_head + buf_count, so an entry the
-     * kernel took but whose CQE is still to come (CQEs need not arrive in ring order) is never
-     * overwritten; a buffer returned while the ring is full that way waits in deferred. NULL
-     * unless bundles are on.
+     * order. So: buf_pos[bid] is the ring position (mod 2^16, as the kernel counts) bid was last
+     * written at (the ring entry there names the bid), and slot_done[slot] says the kernel took
+     * it and its CQE was handled out of ring order (a CQE at ring_head moves it on unmarked).
+     * ring_head is the oldest position whose CQE was not handled yet: a slot is written again only
+     * below ring_head + buf_count, so an entry the kernel took but whose CQE is still to come (CQEs
+     * need not arrive in ring order) is never overwritten; a buffer returned while the ring is full
+     * that way waits in deferred. NULL unless bundles are on.
      */
-    uint16_t *slot_bid;
     uint16_t *buf_pos;
     uint8_t *slot_done;
     uint16_t *deferred;
@@ -220,6 +221,9 @@ int rw__ur_bufs_setup(struct ur_backend *ur, int worker_id);
 /* Put buffer bid back in the ring (published by rw__ur_buf_publish). */
 void rw__ur_buf_add(struct ur_backend *ur, uint32_t bid);
 uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flags, int res);
+/* bundles: a plain recv's CQE took buffer bid (one, in the ring mirror): where its data starts;
+ * its slot is handled, and the buffer held once for the core while it parses. */
+uint8_t *rw__ur_buf_taken_one(struct ur_backend *ur, uint32_t bid);
 /* struct rw_rxbuf's hold and release (owner: the backend). */
 bool rw__ur_buf_hold(void *owner, uint32_t bid);
 void rw__ur_buf_release(void *owner, uint32_t bid);
