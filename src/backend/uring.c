@@ -300,46 +300,48 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
         rw__ur_op_done(ur, c);
 }
 
+/* The connection a CQE of op is for. A slot is never reused while it has a CQE to come, so
+ * this is always the owner. */
+static inline struct rw_conn *ur_cqe_conn(struct ur_backend *ur, uint64_t ud)
+{
+    struct rw_conn *c = &ur->conns[ud & 0xffffffu];
+    RW_ASSERT(c->generation == (uint32_t)(ud >> 24));
+    RW_ASSERT(c->state != RW_CONN_FREE);
+    return c;
+}
+
 static void ur_dispatch(struct ur_backend *ur, struct io_uring_cqe *cqe)
 {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
-    enum ur_op op = (enum ur_op)(ud >> 56);
-    if (op == OP_ACCEPT) {
+    /* One switch, a connection's operations first: every frame's two CQEs take one branch. */
+    switch ((enum ur_op)(ud >> 56)) {
+    case OP_RECV:
+        ur_on_recv(ur, ur_cqe_conn(ur, ud), cqe);
+        return;
+    case OP_SEND:
+        rw__ur_on_send(ur, ur_cqe_conn(ur, ud), cqe);
+        return;
+    case OP_CANCEL:
+        rw__ur_op_done(ur, ur_cqe_conn(ur, ud));
+        return;
+    case OP_ACCEPT:
         rw__ur_on_accept(ur, cqe);
         return;
-    }
-    if (op == OP_ACCEPT_CANCEL)
+    case OP_ACCEPT_CANCEL:
         return;
-    if (op == OP_TIMER) {
+    case OP_TIMER:
         /* Fired (-ETIME) or gone: the loop's turn after this wait looks at its deadlines. */
         ur->timers_inflight--;
         if ((uint32_t)ud == ur->timer_seq)
             ur->timer_deadline_ms = 0;
         return;
-    }
-    if (op == OP_WAKE) {
+    case OP_WAKE:
         ur->wake_live = false;
         rw__loop_on_wake(ur->loop);
         rw__ur_arm_wake(ur);
         return;
     }
-    /* A slot is never reused while it has a CQE to come, so this is always the owner. */
-    struct rw_conn *c = &ur->conns[ud & 0xffffffu];
-    RW_ASSERT(c->generation == (uint32_t)(ud >> 24));
-    RW_ASSERT(c->state != RW_CONN_FREE);
-    switch (op) {
-    case OP_RECV:
-        ur_on_recv(ur, c, cqe);
-        break;
-    case OP_SEND:
-        rw__ur_on_send(ur, c, cqe);
-        break;
-    case OP_CANCEL:
-        rw__ur_op_done(ur, c);
-        break;
-    default:
-        RW_ASSERT(!"unknown user_data op");
-    }
+    RW_ASSERT(!"unknown user_data op");
 }
 
 /* The CQE at ring position pos (the ring is never set up with IORING_SETUP_CQE32). */
