@@ -114,7 +114,9 @@ static inline struct rw_conn *rw__conn_lookup(struct rw_conn *conns, uint32_t ca
  * Start loading the two cache lines of conns[index] a frame touches (conn.h), ahead of its
  * event: with hundreds of connections a slot is cold by its next event (the kernel's work for
  * the others evicts it), and its first read stalls for a miss (kernel-notes/17). A prefetch
- * never faults; index is checked against cap all the same.
+ * never faults; index is checked against cap all the same. The empty volatile asm keeps the
+ * prefetches: GCC 12 at -O2 deletes a loop whose only effect is __builtin_prefetch (the uring
+ * backend's loop over a wait's CQEs, which is nothing else), so they were silently gone there.
  */
 static inline void rw__conn_prefetch(const struct rw_conn *conns, uint32_t cap, uint32_t index)
 {
@@ -122,6 +124,7 @@ static inline void rw__conn_prefetch(const struct rw_conn *conns, uint32_t cap, 
         const char *slot = (const char *)&conns[index];
         __builtin_prefetch(slot, 1);
         __builtin_prefetch(slot + 64, 1);
+        __asm__ volatile("" : : "r"(slot));
     }
 }
 
