@@ -47,9 +47,11 @@ static const struct {
      "first: sends that complete inline no longer cost a turn of their own (one "
      "io_uring_enter a frame instead of two at low load; kernel-notes/21)"},
     {RW_UF_RING_TIMER, "ring-timer", "5.5",
-     "off by default: not shown faster in both cells (ablation of 2026-12-01: -6% at 60k/s x "
-     "512 conns, no difference at 20k/s x 64; 12-round runs: no difference in either); "
-     "the loop's next deadline is an absolute IORING_OP_TIMEOUT kept armed across waits "
+     "on by default: faster wherever the loop sleeps (paired runs, benchmarks/pair: server CPU "
+     "per frame 0.983 of off at 20k/s x 64 conns x 1000 B, 0.993 at 60k/s x 512, 0.991 in "
+     "ping-pong over 1 conn, intervals clear of 1.0), no difference in ping-pong over 512 conns "
+     "(0.994), where it seldom sleeps; the loop's next deadline is an absolute IORING_OP_TIMEOUT "
+     "kept armed across waits "
      "(re-armed only when the deadline moves earlier or it fired), instead of a timespec on "
      "every io_uring_enter, which arms and cancels an hrtimer each time the loop sleeps "
      "(kernel-notes/24)"},

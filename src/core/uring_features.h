@@ -23,13 +23,15 @@
 /*
  * On by default only where it measured faster here (issue 11): zc-replies, for replies of
  * RW_ZC_MIN_BYTES and more (user time per frame halved at 4-8 KiB, -17% server CPU at 16 KiB
- * in 64 KiB buffers), and bundles, which acts only on receives that span buffers (frames larger
+ * in 64 KiB buffers), ring-timer, which spares the wait an hrtimer each time the loop sleeps
+ * (1-2% less server CPU per frame in open loop and single-connection ping-pong, paired runs;
+ * kernel-notes/24), and bundles, which acts only on receives that span buffers (frames larger
  * than --buf-size): -15% server CPU per frame at 256 KiB ping-pong, no difference in any other
  * cell (kernel-notes/26). inc-bufs and reg-ring showed no difference on the shared 2-core VM,
  * and min-wait and lazy-reap measured slower (lazy-reap in closed loop); `benchmarks/run
  * --ablation` re-measures (kernel-notes/18-21, 29).
  */
-#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_BUNDLES)
+#define RW_UF_DEFAULT (RW_UF_ZC_REPLIES | RW_UF_RING_TIMER | RW_UF_BUNDLES)
 
 /*
  * Parse LIST: comma-separated "name", "+name" (on), "-name" (off), "all", "none";
