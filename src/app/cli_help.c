@@ -11,11 +11,14 @@
 #include "rw_assert.h"
 #include "framing.h"
 #include "rw_limits.h"
+#include "uring_features.h"
 
 void rw__cli_usage(FILE *out)
 {
     RW_ASSERT(out != NULL);
     char frame_max[32], buf_size_max[32], buf_size_default[32], buf_payload[32], mem_default[32];
+    char uring_default[128];
+    rw__uring_features_format(RW_UF_DEFAULT, uring_default, sizeof(uring_default));
     /* Limits come from rw_limits.h so the text cannot drift from what parsing enforces. */
     fprintf(
         out,
@@ -112,12 +115,14 @@ void rw__cli_usage(FILE *out)
         "  --uring-features LIST       uring: optional io_uring features, e.g.\n"
         "                              +inc-bufs,-zc-replies, all or none; each is\n"
         "                              probed and falls back when the kernel lacks\n"
-        "                              it; --probe lists them and why each is\n"
-        "                              on or off by default [zc-replies]; known:\n"
-        "                              zc-replies, inc-bufs, reg-ring, min-wait,\n"
-        "                              ring-timer, send-zc (zero-copy sends of\n"
-        "                              16 KiB+), sqpoll (a kernel thread polls the\n"
-        "                              submission queue: needs a spare core)\n"
+        "                              it; --probe lists them and why each is on\n"
+        "                              or off by default\n"
+        "                              [%s]; known:\n"
+        "                              zc-replies, inc-bufs, reg-ring,\n"
+        "                              min-wait, ring-timer, fixed-files, bundles,\n"
+        "                              send-zc (zero-copy sends of 16 KiB+), sqpoll\n"
+        "                              (a kernel thread polls the submission queue:\n"
+        "                              needs a spare core), lazy-reap\n"
         "  --probe                     print the kernel's io_uring features and exit\n"
         "  -h, --help                  print this help and exit\n"
         "  -V, --version               print the version and the backends compiled in\n"
@@ -152,7 +157,7 @@ void rw__cli_usage(FILE *out)
         rw__cli_size_text(RW_URING_BUF_SIZE_DEFAULT, buf_size_default, sizeof(buf_size_default)),
         rw__cli_size_text(RW_URING_BUF_SIZE_DEFAULT - RW_URING_BUF_HEADROOM, buf_payload,
                           sizeof(buf_payload)),
-        RW_URING_BUF_HEADROOM, buf_payload);
+        RW_URING_BUF_HEADROOM, buf_payload, uring_default);
 }
 
 static const char *rlim_text(rlim_t v, char *buf, size_t buf_bytes)

@@ -251,6 +251,18 @@ START_TEST(test_features_option_probe_and_stats_line)
         ck_assert_msg(strstr(row, "kernel") && strstr(row, "compiled:") && strstr(row, "default:"),
                       "--probe row: %s", row);
     }
+    /* --help names every feature and the same default as --probe. */
+    const char *def = strstr(out, "(--uring-features; default: ");
+    ck_assert_msg(def, "--probe names no default:\n%s", out);
+    def += strlen("(--uring-features; default: ");
+    char want[160];
+    snprintf(want, sizeof(want), "[%.*s]; known:", (int)strcspn(def, ")"), def);
+    const char *help[] = {"--help", NULL};
+    static char help_out[32768]; /* --help is ~8 KiB */
+    ck_assert_int_eq(h_run_args(help, 5000, help_out, sizeof(help_out)), 0);
+    ck_assert_msg(strstr(help_out, want), "--help lacks '%s'", want);
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        ck_assert_msg(strstr(help_out, names[i]), "--help does not name %s", names[i]);
 
     struct h_server srv;
     const char *none[] = {"--uring-features", "none", NULL};
