@@ -152,26 +152,6 @@ uint8_t *rw__ur_buf_taken(struct ur_backend *ur, uint32_t bid, uint32_t cqe_flag
     return buf;
 }
 
-uint8_t *rw__ur_buf_taken_one(struct ur_backend *ur, uint32_t bid)
-{
-    RW_ASSERT(bid < ur->buf_count);
-    struct ur_buf *b = &ur->buf_state[bid];
-    RW_ASSERT(!b->out);
-    uint16_t pos = ur->buf_pos[bid];
-    RW_ASSERT(slot_bid(ur, pos) == bid);
-    b->out = true;
-    ur->bufs_out++;
-    b->holds++; /* ours, while the core parses it */
-    /* In ring order with nothing marked past it or deferred, as a plain recv's CQE mostly is:
-     * the ring head moves on by one (rw__ur_bundle_done's first case, without its walk). */
-    if (pos == ur->ring_head && ur->deferred_count == 0 &&
-        !ur->slot_done[(uint16_t)(pos + 1) & (ur->buf_count - 1)])
-        ur->ring_head++;
-    else
-        rw__ur_bundle_done(ur, pos, 1);
-    return ur->bufs + (size_t)bid * ur->buf_size;
-}
-
 int rw__ur_bundles_alloc(struct ur_backend *ur)
 {
     ur->buf_pos = calloc(ur->buf_count, sizeof(*ur->buf_pos));
@@ -244,6 +224,22 @@ uint32_t rw__ur_bundle_buf(struct ur_backend *ur, uint32_t pos, uint32_t left, u
     return slot_bid(ur, pos);
 }
 
+/* The ring head past every handled slot, up to the first one whose CQE is still to come; then
+ * what waited for room (deferred) goes in. */
+static void ring_settle(struct ur_backend *ur)
+{
+    uint32_t mask = ur->buf_count - 1;
+    while (ur->slot_done[ur->ring_head & mask] && ur->ring_head != ring_tail(ur)) {
+        ur->slot_done[ur->ring_head & mask] = 0;
+        ur->ring_head++;
+    }
+    while (ur->deferred_count > 0 && !ring_full(ur)) {
+        rw__ur_buf_add(ur, ur->deferred[--ur->deferred_count]);
+        if (ur->rearm_credit < ur->buf_count)
+            ur->rearm_credit++;
+    }
+}
+
 void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n)
 {
     uint32_t mask = ur->buf_count - 1;
@@ -254,16 +250,24 @@ void rw__ur_bundle_done(struct ur_backend *ur, uint32_t first_pos, uint32_t n)
         for (uint32_t i = 0; i < n; i++)
             ur->slot_done[(first_pos + i) & mask] = 1;
     }
-    /* Past every handled slot, up to the first one whose CQE is still to come. */
-    while (ur->ring_head != ring_tail(ur) && ur->slot_done[ur->ring_head & mask]) {
-        ur->slot_done[ur->ring_head & mask] = 0;
-        ur->ring_head++;
-    }
-    while (ur->deferred_count > 0 && !ring_full(ur)) {
-        rw__ur_buf_add(ur, ur->deferred[--ur->deferred_count]);
-        if (ur->rearm_credit < ur->buf_count)
-            ur->rearm_credit++;
-    }
+    /* The slot at the tail is never marked (ring_head passed its last position), so in ring
+     * order with nothing deferred this is one load of slot_done. */
+    if (ur->slot_done[ur->ring_head & mask] || ur->deferred_count > 0)
+        ring_settle(ur);
+}
+
+uint8_t *rw__ur_buf_taken_one(struct ur_backend *ur, uint32_t bid)
+{
+    RW_ASSERT(bid < ur->buf_count);
+    struct ur_buf *b = &ur->buf_state[bid];
+    RW_ASSERT(!b->out);
+    uint16_t pos = ur->buf_pos[bid];
+    RW_ASSERT(slot_bid(ur, pos) == bid);
+    b->out = true;
+    ur->bufs_out++;
+    b->holds++; /* ours, while the core parses it */
+    rw__ur_bundle_done(ur, pos, 1);
+    return ur->bufs + (size_t)bid * ur->buf_size;
 }
 
 /* c's recv ended with ENOBUFS: queue it (FIFO) until a buffer comes back for it. */

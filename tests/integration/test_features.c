@@ -184,17 +184,25 @@ START_TEST(test_features_ring_low_copies_and_held_bytes_survive)
 }
 END_TEST
 
+/* Whether RW_SERVER_ARGS sets the features for the whole suite (then the default is not under
+ * test, and says so). */
+static bool features_overridden(void)
+{
+    const char *extra = getenv("RW_SERVER_ARGS");
+    if (!extra || !strstr(extra, "--uring-features"))
+        return false;
+    fprintf(stderr, "RW_SERVER_ARGS sets --uring-features: the default is not under test\n");
+    return true;
+}
+
 /*
  * The default: zc-replies on, for payloads of 4 KiB and more only (RW_ZC_MIN_BYTES). Skipped
  * when RW_SERVER_ARGS changes the features for the whole suite.
  */
 START_TEST(test_features_default_zc_above_threshold)
 {
-    const char *extra = getenv("RW_SERVER_ARGS");
-    if (extra && strstr(extra, "--uring-features")) {
-        fprintf(stderr, "RW_SERVER_ARGS sets --uring-features: the default is not under test\n");
+    if (features_overridden())
         return;
-    }
     struct h_server srv;
     h_start_ok(&srv, NULL);
     int fd = h_connect_ok(&srv);
@@ -391,11 +399,8 @@ static int64_t check_bundled(struct h_server *srv, bool want)
  */
 START_TEST(test_features_default_set)
 {
-    const char *extra = getenv("RW_SERVER_ARGS");
-    if (extra && strstr(extra, "--uring-features")) {
-        fprintf(stderr, "RW_SERVER_ARGS sets --uring-features: the default is not under test\n");
+    if (features_overridden())
         return;
-    }
     struct h_server srv;
     h_start_ok(&srv, NULL);
     char line[8192];
