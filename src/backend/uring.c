@@ -32,6 +32,8 @@
 static void ur_arm_recv(struct ur_backend *ur, struct rw_conn *c)
 {
     struct ur_conn *cs = uc(c);
+    /* One multishot recv a connection at most: two would share UR_RECV_ARMED and inflight. */
+    RW_ASSERT(!(cs->flags & (UR_RECV_ARMED | UR_STARVED)));
     struct io_uring_sqe *sqe = ur_sqe(ur);
     io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
     ur_sqe_file(cs, c, sqe);
@@ -287,8 +289,14 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
      * buffer return that never comes. */
     if (!more && !took && res != -ENOBUFS && ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
+    /*
+     * Re-arm after the last CQE, unless the core already did while this CQE's data was fed:
+     * a last CQE can carry data (a bundle that emptied the ring), and if its bytes paused the
+     * connection (output above --write-buffer) and then held a bad frame, the close after the
+     * replies resumed reading (rw__conn_close_after_replies), which armed a new recv.
+     */
     if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
-        !(cs->flags & (UR_EOF | UR_CLOSING))) {
+        !(cs->flags & (UR_EOF | UR_CLOSING | UR_RECV_ARMED | UR_STARVED))) {
         if (res == -ENOBUFS) {
             rw__ur_starve(ur, c);
         } else {

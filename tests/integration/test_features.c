@@ -557,6 +557,61 @@ START_TEST(test_features_bundles_short_ring_nobody_starved)
 END_TEST
 
 /*
+ * A bundle's last completion can carry data: its buffers emptied the ring. When those bytes
+ * first push the output above --write-buffer (reading pauses) and then hold a bad frame, the
+ * close after the replies resumes reading, which arms a new recv while that completion is still
+ * being handled. The backend must not arm a second one after it: it did, and two multishot
+ * recvs on one socket share one armed flag, so the server aborted when both ran out of
+ * buffers (found by a chaos client under --max-memory). Each round: a frame that fills a
+ * buffer (the connection's recv becomes a bundle), its echo, then in one write a frame above
+ * --write-buffer, one more frame, a bad header and junk, more than the 4-buffer ring holds.
+ * Both replies come back exact, then the close, and the server lives through every round. On
+ * epoll (no ring) the same bytes get the same answer.
+ */
+START_TEST(test_features_bundle_last_cqe_pause_then_bad_frame)
+{
+    enum { FIRST = 20000, BIG = 40000, NEXT = 17000, JUNK = 20000, ROUNDS = 20 };
+    struct h_server srv;
+    const char *args[] = {"--buf-count", "4", "--write-buffer", "32K", NULL};
+    h_start_ok(&srv, &(struct h_opts){.args = args});
+    static uint8_t first[H_FRAME_HDR + FIRST];
+    static uint8_t burst[3 * H_FRAME_HDR + BIG + NEXT + JUNK];
+    static uint8_t in[2 * H_FRAME_HDR + BIG + NEXT];
+    for (int round = 0; round < ROUNDS; round++) {
+        h_put_header(first, FIRST);
+        h_fill(first + H_FRAME_HDR, FIRST, (uint32_t)round);
+        size_t len = 0;
+        h_put_header(burst, BIG);
+        h_fill(burst + H_FRAME_HDR, BIG, (uint32_t)round + 1000u);
+        len += H_FRAME_HDR + BIG;
+        h_put_header(burst + len, NEXT);
+        h_fill(burst + len + H_FRAME_HDR, NEXT, (uint32_t)round + 2000u);
+        len += H_FRAME_HDR + NEXT;
+        size_t replies = len;
+        h_put_header(burst + len, 0xfffffff0u); /* over --max-frame: a protocol error */
+        len += H_FRAME_HDR;
+        memset(burst + len, 'z', JUNK);
+        len += JUNK;
+
+        int fd = h_connect_ok(&srv);
+        ck_assert_int_eq(h_send_all(fd, first, sizeof(first), 5000 * h_time_factor()), 0);
+        ck_assert_int_eq(h_recv_exact(fd, in, sizeof(first), 5000 * h_time_factor()), 0);
+        ck_assert(memcmp(in, first, sizeof(first)) == 0);
+        ck_assert_int_eq(h_send_all(fd, burst, len, 5000 * h_time_factor()), 0);
+        ck_assert_msg(h_recv_exact(fd, in, replies, 5000 * h_time_factor()) == 0,
+                      "round %d: the replies before the bad frame did not come back%s", round,
+                      h_alive(&srv) ? "" : " (the server died)");
+        ck_assert_msg(memcmp(in, burst, replies) == 0, "round %d: a reply differs", round);
+        ck_assert_int_eq(h_expect_close(fd, 5000 * h_time_factor()), 0);
+        close(fd);
+        ck_assert_msg(h_alive(&srv), "round %d: the server died", round);
+    }
+    ck_assert_int_eq(h_wait_stat_eq(&srv, "conns_open", 0, 5000), 0);
+    h_stop_ok(&srv);
+}
+END_TEST
+
+/*
  * bundles asked for beside inc-bufs: not combined (kernel-notes/26), so bundles go off with one
  * INFO line naming why, and the echo is still exact.
  */
@@ -1070,6 +1125,8 @@ int main(void)
                test_features_bundles_only_once_frames_span_buffers, 60);
     h_add_case(s, "test_features_bundles_short_ring_nobody_starved",
                test_features_bundles_short_ring_nobody_starved, 120);
+    h_add_case(s, "test_features_bundle_last_cqe_pause_then_bad_frame",
+               test_features_bundle_last_cqe_pause_then_bad_frame, 60);
     h_add_case(s, "test_features_bundles_off_beside_inc_bufs",
                test_features_bundles_off_beside_inc_bufs, 60);
     h_add_case(s, "test_features_fixed_files_slots_reused", test_features_fixed_files_slots_reused,
