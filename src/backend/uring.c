@@ -289,12 +289,8 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
      * buffer return that never comes. */
     if (!more && !took && res != -ENOBUFS && ur->rearm_credit < ur->buf_count)
         ur->rearm_credit++;
-    /*
-     * Re-arm after the last CQE, unless the core already did while this CQE's data was fed:
-     * a last CQE can carry data (a bundle that emptied the ring), and if its bytes paused the
-     * connection (output above --write-buffer) and then held a bad frame, the close after the
-     * replies resumed reading (rw__conn_close_after_replies), which armed a new recv.
-     */
+    /* Re-arm unless the core did while this last CQE's data was fed (its bytes paused reading,
+     * then a bad frame's close resumed it: kernel-notes/26). */
     if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
         !(cs->flags & (UR_EOF | UR_CLOSING | UR_RECV_ARMED | UR_STARVED))) {
         if (res == -ENOBUFS) {
