@@ -292,7 +292,7 @@ static void ur_on_recv(struct ur_backend *ur, struct rw_conn *c, struct io_uring
     /* Re-arm unless the core did while this last CQE's data was fed (its bytes paused reading,
      * then a bad frame's close resumed it: kernel-notes/26). */
     if (!more && c->state == RW_CONN_OPEN && (cs->flags & UR_WANT_READ) &&
-        !(cs->flags & (UR_EOF | UR_CLOSING | UR_RECV_ARMED | UR_STARVED))) {
+        !(cs->flags & (UR_EOF | UR_CLOSING | UR_RECV_ARMED))) {
         if (res == -ENOBUFS) {
             rw__ur_starve(ur, c);
         } else {
